@@ -1,0 +1,29 @@
+"""The frame every stage passes on: NV12 planes plus the timing that travels with them."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class Frame:
+    """One decoded picture in NV12.
+
+    `y` is the full-resolution luma plane (H, W) and `uv` the half-resolution interleaved
+    chroma plane (H/2, W/2, 2), both uint8. On the CPU backend they are NumPy arrays, on the
+    GPU backend CuPy arrays on the session's stream; stages modify them in place.
+    """
+
+    y: Any
+    uv: Any
+    pts: int
+    index: int = 0
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def width(self) -> int:
+        return int(self.y.shape[1])
+
+    @property
+    def height(self) -> int:
+        return int(self.y.shape[0])
