@@ -41,3 +41,10 @@ class Effects(Protocol):
     def apply(self, frame: Frame, faces: list[Face], settings: EffectSettings) -> None:
         """Modify `frame` in place according to `settings`."""
         ...
+
+
+class PassThroughEffects:
+    """Leaves frames untouched."""
+
+    def apply(self, frame: Frame, faces: list[Face], settings: EffectSettings) -> None:
+        pass

@@ -1,0 +1,158 @@
+"""CPU beauty effects on NV12 frames: the reference implementation the GPU kernels are tested against.
+
+Per frame:
+  1. `denoise` (whole frame, session-wide setting) on both planes;
+  2. per face with landmarks, inside the face's ROI only (masks.FaceRegion), with that face's settings
+     (`settings.for_face(face.id)`):
+       luma:   smooth -> whiten -> sharpen, in float32, rounded once (filters.to_u8);
+       chroma: blush -> lips, in float32, rounded once;
+       warps:  slim and eyes summed into one displacement field, one bilinear resample of both planes;
+  3. `debug` overlay (whole frame).
+Faces are processed in list order, each reading the frame as the previous face left it.
+Every blend has the form out = in + weight * (effect - in), so a weight of exactly 0 (outside the
+masks and warp supports) keeps the input value bit for bit.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..frame import Frame
+from ..vision.face import Face
+from .base import EffectSetting, EffectSettings
+from .draw import draw_faces
+from .filters import gaussian_blur, guided_filter, rgb_to_ycbcr, to_u8, tone_curve
+from .masks import FaceRegion
+from .registry import EFFECTS
+from .warp import bilinear, eyes_field, slim_field
+
+# smooth: self-guided filter of luma, radius SMOOTH_RADIUS * face size, eps = SMOOTH_EPS^2,
+# blended over skin with weight strength * SMOOTH_MAX.
+SMOOTH_RADIUS = 0.02
+SMOOTH_EPS = 9.0
+SMOOTH_MAX = 0.85
+# whiten: tone_curve with beta = 1 + WHITEN_BETA * strength, blended over skin.
+WHITEN_BETA = 2.0
+# sharpen: y + w * SHARPEN_AMOUNT * strength * (y - gauss(y, SHARPEN_SIGMA)), w = oval * (1 - skin).
+SHARPEN_AMOUNT = 1.2
+SHARPEN_SIGMA = 1.0
+# lips, blush: chroma moved towards the colour's (Cb, Cr) by weight mask * strength * MAX.
+LIPS_MAX = 0.55
+BLUSH_MAX = 0.30
+# denoise: self-guided filter, luma radius 2 with eps = (DENOISE_EPS_Y * (0.25 + strength))^2,
+# chroma (at chroma resolution) radius 2 with eps = (DENOISE_EPS_C * (0.25 + strength))^2.
+DENOISE_EPS_Y = 8.0
+DENOISE_EPS_C = 6.0
+
+FACE_EFFECTS = tuple(name for name, spec in EFFECTS.items() if spec.per_face and name != "debug")
+
+
+def _params(setting: EffectSetting) -> dict[str, float]:
+    out = {p.name: p.default for p in EFFECTS[setting.name].params}
+    out.update(setting.params)
+    return out
+
+
+class CpuEffects:
+    """NumPy/OpenCV implementation of the Effects protocol; modifies frames in place."""
+
+    def apply(self, frame: Frame, faces: list[Face], settings: EffectSettings) -> None:
+        session = {e.name: e for e in settings.effects if e.strength > 0}
+        if "denoise" in session:
+            denoise(frame.y, frame.uv, session["denoise"].strength)
+        for face in faces:
+            if face.landmarks is None:
+                continue
+            chosen = {
+                e.name: e
+                for e in settings.for_face(face.id)
+                if e.strength > 0 and e.name in FACE_EFFECTS
+            }
+            if chosen:
+                apply_face(frame.y, frame.uv, face.landmarks, chosen)
+        if "debug" in session:
+            draw_faces(frame.y, frame.uv, faces)
+
+
+def apply_face(y: np.ndarray, uv: np.ndarray, landmarks: np.ndarray, effects: dict[str, EffectSetting]) -> None:
+    """Applies the per-face effects named in `effects` (name -> setting) around one face, in place."""
+    region = FaceRegion(landmarks, y.shape[0], y.shape[1])
+    if region.empty:
+        return
+    ly, lx = region.luma
+    cy, cx = region.chroma
+    y_roi = y[ly, lx]
+    uv_roi = uv[cy, cx]
+
+    luma_fx = [n for n in ("smooth", "whiten", "sharpen") if n in effects]
+    chroma_fx = [n for n in ("blush", "lips") if n in effects]
+    if luma_fx:
+        out = y_roi.astype(np.float32)
+        for name in luma_fx:
+            s = effects[name].strength
+            if name == "smooth":
+                skin = region.skin(uv_roi)
+                radius = max(2, int(round(SMOOTH_RADIUS * region.size)))
+                q = guided_filter(out, radius, SMOOTH_EPS * SMOOTH_EPS)
+                out += (s * SMOOTH_MAX) * skin * (q - out)
+            elif name == "whiten":
+                skin = region.skin(uv_roi)
+                out += skin * (tone_curve(out, 1.0 + WHITEN_BETA * s) - out)
+            elif name == "sharpen":
+                oval, _ = region.geometry()
+                w = oval * (1.0 - region.skin(uv_roi))
+                out += (s * SHARPEN_AMOUNT) * w * (out - gaussian_blur(out, SHARPEN_SIGMA))
+        y[ly, lx] = to_u8(out)
+    if chroma_fx:
+        out = uv_roi.astype(np.float32)
+        for name in chroma_fx:
+            s = effects[name].strength
+            p = _params(effects[name])
+            _, cb, cr = rgb_to_ycbcr(p["r"], p["g"], p["b"])
+            target = np.array([cb, cr], np.float32)
+            if name == "blush":
+                w = (s * BLUSH_MAX) * region.cheeks_c() * region.skin_c(uv_roi)
+            else:
+                w = (s * LIPS_MAX) * region.lips_c()
+            out += w[..., None] * (target - out)
+        uv[cy, cx] = to_u8(out)
+    if "slim" in effects or "eyes" in effects:
+        warp_face(y, uv, region, effects)
+
+
+def _field(region: FaceRegion, xs: np.ndarray, ys: np.ndarray, effects: dict[str, EffectSetting]):
+    dx = np.zeros((ys.shape[0], xs.shape[1]), np.float32)
+    dy = np.zeros_like(dx)
+    if "slim" in effects:
+        fx, fy = slim_field(region, xs, ys, effects["slim"].strength)
+        dx += fx
+        dy += fy
+    if "eyes" in effects:
+        fx, fy = eyes_field(region, xs, ys, effects["eyes"].strength)
+        dx += fx
+        dy += fy
+    return dx, dy
+
+
+def warp_face(y: np.ndarray, uv: np.ndarray, region: FaceRegion, effects: dict[str, EffectSetting]) -> None:
+    """Resamples both planes in the face ROI at p - d(p) (see warp.py)."""
+    ly, lx = region.luma
+    cy, cx = region.chroma
+    xs, ys = region.luma_grid()
+    dx, dy = _field(region, xs, ys, effects)
+    # Continuous source position minus 0.5 gives the pixel-index coordinate to sample at.
+    new_y = bilinear(y, xs - dx - 0.5, ys - dy - 0.5)
+    xs_c, ys_c = region.chroma_grid()
+    dx_c, dy_c = _field(region, xs_c, ys_c, effects)
+    new_uv = bilinear(uv, (xs_c - dx_c) * 0.5 - 0.5, (ys_c - dy_c) * 0.5 - 0.5)
+    y[ly, lx] = to_u8(new_y)
+    uv[cy, cx] = to_u8(new_uv)
+
+
+def denoise(y: np.ndarray, uv: np.ndarray, strength: float) -> None:
+    """Spatial-only (so no ghosting on motion) edge-preserving denoise of the whole frame."""
+    k = 0.25 + strength
+    yf = y.astype(np.float32)
+    y[...] = to_u8(guided_filter(yf, 2, (DENOISE_EPS_Y * k) ** 2))
+    uvf = uv.astype(np.float32)
+    for ch in (0, 1):
+        uv[..., ch] = to_u8(guided_filter(np.ascontiguousarray(uvf[..., ch]), 2, (DENOISE_EPS_C * k) ** 2))
