@@ -27,9 +27,9 @@ from .warp import bilinear, eyes_field, slim_field
 
 # smooth: self-guided filter of luma, radius SMOOTH_RADIUS * face size, eps = SMOOTH_EPS^2,
 # blended over skin with weight strength * SMOOTH_MAX.
-SMOOTH_RADIUS = 0.02
-SMOOTH_EPS = 9.0
-SMOOTH_MAX = 0.85
+SMOOTH_RADIUS = 0.025
+SMOOTH_EPS = 12.0
+SMOOTH_MAX = 0.9
 # whiten: tone_curve with beta = 1 + WHITEN_BETA * strength, blended over skin.
 WHITEN_BETA = 2.0
 # sharpen: y + w * SHARPEN_AMOUNT * strength * (y - gauss(y, SHARPEN_SIGMA)), w = oval * (1 - skin).

@@ -1,0 +1,105 @@
+"""Shared fixtures of the effects tests: the shared photos as NV12 and their faces from the vision stage."""
+from __future__ import annotations
+
+import importlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from facestream.engines.frame import Frame
+from facestream.engines.vision.face import Face
+
+MEDIA = Path(__file__).resolve().parents[2] / ".." / "shared" / "media"
+PHOTOS = ("obama-720p.jpg", "two_people.jpg", "kit_with_rose.jpg", "johnsnow_test1.jpg")
+
+
+@dataclass
+class Picture:
+    name: str
+    y: np.ndarray
+    uv: np.ndarray
+    faces: list[Face]
+
+    def frame(self) -> Frame:
+        return Frame(self.y.copy(), self.uv.copy(), pts=0)
+
+
+def bgr_to_nv12(bgr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    h, w = bgr.shape[0] // 2 * 2, bgr.shape[1] // 2 * 2
+    i420 = cv2.cvtColor(np.ascontiguousarray(bgr[:h, :w]), cv2.COLOR_BGR2YUV_I420)
+    flat = i420.reshape(-1)
+    y = flat[: h * w].reshape(h, w).copy()
+    u = flat[h * w : h * w * 5 // 4].reshape(h // 2, w // 2)
+    v = flat[h * w * 5 // 4 :].reshape(h // 2, w // 2)
+    return y, np.dstack([u, v]).copy()
+
+
+def nv12_to_bgr(y: np.ndarray, uv: np.ndarray) -> np.ndarray:
+    h, w = y.shape
+    return cv2.cvtColor(np.concatenate([y.reshape(-1), uv.reshape(-1)]).reshape(h * 3 // 2, w), cv2.COLOR_YUV2BGR_NV12)
+
+
+class Finder:
+    """Faces of single pictures, from the project's vision stage (a fresh tracker per picture)."""
+
+    def __init__(self):
+        self._make = _vision_factory()
+
+    def __call__(self, y: np.ndarray, uv: np.ndarray) -> list[Face]:
+        faces = self._make(y, uv)
+        faces = [f for f in faces if f.landmarks is not None]
+        faces.sort(key=lambda f: float(np.asarray(f.landmarks)[:, 0].mean()))
+        for i, f in enumerate(faces):
+            f.id = i  # left to right, so tests can name faces
+        return faces
+
+
+def _vision_factory():
+    try:
+        vision_cpu = importlib.import_module("facestream.engines.vision.cpu")
+    except ImportError:
+        vision_cpu = None
+    if vision_cpu is not None:
+        make = getattr(vision_cpu, "CpuVision")
+
+        def run(y, uv):
+            v = make()
+            try:
+                return list(v.process(Frame(y, uv, pts=0)))
+            finally:
+                v.close()
+
+        return run
+    hook = os.environ.get("FACESTREAM_TEST_FACES")
+    if hook:
+        mod = importlib.import_module(hook)
+
+        def run(y, uv):
+            out = []
+            for i, lm in enumerate(mod.faces_from_bgr(nv12_to_bgr(y, uv))):
+                box = np.r_[lm[:, :2].min(0), lm[:, :2].max(0)]
+                out.append(Face(i, box, 1.0, lm[[33, 263, 1, 13, 234, 454], :2], lm))
+            return out
+
+        return run
+    pytest.skip("the vision stage (facestream.engines.vision.cpu) is not available")
+
+
+@pytest.fixture(scope="session")
+def find_faces() -> Finder:
+    return Finder()
+
+
+@pytest.fixture(scope="session")
+def pictures(find_faces) -> dict[str, Picture]:
+    out = {}
+    for name in PHOTOS:
+        bgr = cv2.imread(str(MEDIA / name))
+        assert bgr is not None, f"missing test photo {name}"
+        y, uv = bgr_to_nv12(bgr)
+        out[name] = Picture(name, y, uv, find_faces(y, uv))
+    return out
