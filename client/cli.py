@@ -1,0 +1,105 @@
+"""`facestream-client`: process a video through a facestream server from the command line."""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import math
+import sys
+
+from tqdm import tqdm
+
+from facestream.proto import pb
+
+from .api import FaceStreamClient, FaceStreamError, FrameResult, parse_effects
+from .source import VideoSource
+
+_OUTPUT_CODECS = {"h264": pb.CODEC_H264, "hevc": pb.CODEC_HEVC, "mjpeg": pb.CODEC_MJPEG, "nv12": pb.CODEC_RAW_NV12}
+
+
+async def _process(args: argparse.Namespace) -> int:
+    try:
+        effects = parse_effects(args.effects or "")
+        source = VideoSource(args.input, raw=args.raw)
+    except ValueError as exc:
+        print(f"facestream-client: {exc}", file=sys.stderr)
+        return 2
+    bar = tqdm(total=source.frames, unit="frame", disable=args.quiet, dynamic_ncols=True)
+    latencies: list[float] = []
+
+    def progress(frame: FrameResult) -> None:
+        if not math.isnan(frame.latency_ms):
+            latencies.append(frame.latency_ms)
+        bar.update(1)
+        if bar.n % 10 == 0 and latencies:
+            recent = sorted(latencies[-100:])
+            bar.set_postfix(latency_ms=f"{recent[len(recent) // 2]:.0f}", faces=len(frame.packet.faces))
+
+    async with FaceStreamClient(args.server) as client:
+        try:
+            result = await client.process(
+                source, output=args.output, output_codec=_OUTPUT_CODECS[args.codec], quality=args.quality,
+                effects=effects, faces_json=args.faces_json, return_landmarks=args.landmarks,
+                realtime=args.realtime, pace=args.pace, progress=progress,
+            )
+        except FaceStreamError as exc:
+            bar.close()
+            print(f"facestream-client: the server ended the session: {exc}", file=sys.stderr)
+            return 1
+        finally:
+            source.close()
+    bar.close()
+    s = result.stats
+    print(
+        f"{result.frames} frames -> {args.output or '(no output file)'} at {s.fps:.1f} fps "
+        f"on {pb.Backend.Name(result.started.backend).removeprefix('BACKEND_').lower()}; "
+        f"{s.faces_detected} faces, {s.frames_dropped} dropped, {s.frames_passed_through} passed through",
+        file=sys.stderr,
+    )
+    return 0
+
+
+async def _capabilities(args: argparse.Namespace) -> int:
+    from google.protobuf import json_format
+
+    async with FaceStreamClient(args.server) as client:
+        try:
+            caps = await client.capabilities()
+        except FaceStreamError as exc:
+            print(f"facestream-client: {exc}", file=sys.stderr)
+            return 1
+    print(json_format.MessageToJson(caps))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="facestream-client", description="Client for a facestream server.")
+    parser.add_argument("--server", default="127.0.0.1:50051", help="host:port of the server")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("process", help="process a video (file, URL or device) and write the result")
+    p.add_argument("input", help="anything FFmpeg opens: a file, rtmp:// or http:// URL, a device")
+    p.add_argument("-o", "--output", help="output file (.mp4 or .mkv; .mkv for --codec nv12)")
+    p.add_argument("--codec", choices=sorted(_OUTPUT_CODECS), default="h264", help="output codec")
+    p.add_argument("--quality", type=int, default=0, help="1..100, higher is better (0: codec default)")
+    p.add_argument("--effects", help="comma-separated name=strength, for example smooth=0.6,eyes=0.3")
+    p.add_argument("--faces-json", help="write one JSON line per frame with pts and faces")
+    p.add_argument("--landmarks", action="store_true", help="include the 468 landmarks in --faces-json")
+    p.add_argument("--raw", action="store_true", help="decode here and send raw NV12 frames")
+    p.add_argument("--realtime", action="store_true", help="let the server drop work to keep up (real-time policy)")
+    p.add_argument("--pace", action="store_true", help="send at the source frame rate, like a camera")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_process)
+    c = sub.add_parser("capabilities", help="print what the server supports")
+    c.set_defaults(func=_capabilities)
+    # The server address may also follow the subcommand.
+    for s in (p, c):
+        s.add_argument("--server", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return asyncio.run(args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

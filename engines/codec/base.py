@@ -1,0 +1,69 @@
+"""The decode and encode stage interfaces, shared by the CPU (PyAV) and GPU (NVDEC) backends."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+from typing import Protocol
+
+from ..frame import Frame
+
+
+class Codec(str, Enum):
+    """Codec names used inside the engines; the wire enum maps onto these."""
+
+    H264 = "h264"
+    HEVC = "hevc"
+    AV1 = "av1"
+    VP9 = "vp9"
+    MJPEG = "mjpeg"
+    RAW_NV12 = "nv12"
+    RAW_I420 = "i420"
+
+    @property
+    def is_raw(self) -> bool:
+        return self in (Codec.RAW_NV12, Codec.RAW_I420)
+
+
+class CodecError(ValueError):
+    """Input the codec cannot handle; the message says what was wrong and is shown to the client."""
+
+
+@dataclass
+class EncodedPacket:
+    data: bytes
+    pts: int
+    keyframe: bool
+
+
+@dataclass(frozen=True)
+class EncoderSettings:
+    codec: Codec
+    width: int
+    height: int
+    # 1..100, higher is better, 0 for the codec default.
+    quality: int = 0
+    bitrate_kbps: int = 0
+    gop: int = 0
+    # Time base of pts as (num, den) and nominal frame rate as (num, den).
+    time_base: tuple[int, int] = (1, 90000)
+    frame_rate: tuple[int, int] = (30, 1)
+
+
+class Decoder(Protocol):
+    """Fed one access unit (or one raw frame) per call; yields frames in presentation order."""
+
+    def decode(self, data: bytes, pts: int) -> list[Frame]: ...
+
+    def flush(self) -> list[Frame]: ...
+
+    def close(self) -> None: ...
+
+
+class Encoder(Protocol):
+    """Encodes NV12 frames, keeping each frame's pts; one packet per frame once flushed."""
+
+    def encode(self, frame: Frame) -> list[EncodedPacket]: ...
+
+    def flush(self) -> list[EncodedPacket]: ...
+
+    def close(self) -> None: ...

@@ -1,0 +1,225 @@
+"""CPU codecs on PyAV (FFmpeg): packet-fed decoders and low-latency encoders, NV12 in and out."""
+from __future__ import annotations
+
+from fractions import Fraction
+
+import av
+import numpy as np
+
+from ..frame import Frame
+from .base import Codec, CodecError, EncodedPacket, EncoderSettings
+
+# FFmpeg decoder names for the compressed input codecs.
+_DECODERS = {Codec.H264: "h264", Codec.HEVC: "hevc", Codec.AV1: "libdav1d", Codec.VP9: "vp9", Codec.MJPEG: "mjpeg"}
+
+# How many packets may go in without a picture coming out before the input is declared
+# undecodable: more than any conformant stream's reorder delay (H.264/HEVC allow 16).
+MAX_PICTURE_DELAY = 16
+
+
+def nv12_planes(frame: av.VideoFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Y (H, W) and interleaved UV (H/2, W/2, 2) planes of an FFmpeg frame, converted to NV12 if needed."""
+    if frame.width % 2 or frame.height % 2:
+        raise CodecError(
+            f"frame size {frame.width}x{frame.height} is odd; NV12 processing needs even width and height"
+        )
+    nv12 = frame.to_ndarray(format="nv12")
+    h, w = frame.height, frame.width
+    return nv12[:h], nv12[h:].reshape(h // 2, w // 2, 2)
+
+
+def planes_to_video_frame(y: np.ndarray, uv: np.ndarray) -> av.VideoFrame:
+    h, w = y.shape
+    return av.VideoFrame.from_ndarray(np.concatenate([y, uv.reshape(h // 2, w)]), format="nv12")
+
+
+class PyAVDecoder:
+    """Compressed decoder fed one access unit per call, no container."""
+
+    def __init__(self, codec: Codec) -> None:
+        self.codec = codec
+        self._ctx = av.CodecContext.create(_DECODERS[codec], "r")
+        # Slice threads keep latency at one frame; frame threads would hold pictures back.
+        self._ctx.thread_type = "SLICE"
+        self._ctx.options = {"err_detect": "crccheck+bitstream+buffer"}
+        self._pending = 0
+        self._index = 0
+
+    def _frames(self, packet: av.Packet | None, what: str) -> list[Frame]:
+        try:
+            decoded = self._ctx.decode(packet)
+        except av.error.FFmpegError as exc:
+            raise CodecError(
+                f"{what} could not be decoded as {self.codec.name}: {exc.strerror or exc}; "
+                f"send one {self.codec.name} access unit per packet ({'Annex-B' if self.codec in (Codec.H264, Codec.HEVC) else 'raw bitstream'}, starting with a keyframe)"
+            ) from None
+        frames = []
+        for f in decoded:
+            y, uv = nv12_planes(f)
+            frames.append(Frame(y=y, uv=uv, pts=f.pts if f.pts is not None else 0, index=self._index))
+            self._index += 1
+        return frames
+
+    def decode(self, data: bytes, pts: int) -> list[Frame]:
+        packet = av.Packet(data)
+        packet.pts = pts
+        packet.dts = None
+        frames = self._frames(packet, f"packet with pts {pts}")
+        self._pending = 0 if frames else self._pending + 1
+        if self._pending > MAX_PICTURE_DELAY:
+            raise CodecError(
+                f"the last {self._pending} packets produced no picture; they are not decodable "
+                f"{self.codec.name} access units (is the input codec in the session config right, and is "
+                f"the stream {'Annex-B' if self.codec in (Codec.H264, Codec.HEVC) else 'unwrapped'}?)"
+            )
+        return frames
+
+    def flush(self) -> list[Frame]:
+        return self._frames(None, "the end of the stream")
+
+    def close(self) -> None:
+        self._ctx = None
+
+
+class RawDecoder:
+    """Raw NV12 or I420 frames, one per packet, of the size given in the session config."""
+
+    def __init__(self, codec: Codec, width: int, height: int) -> None:
+        if width <= 0 or height <= 0 or width % 2 or height % 2:
+            raise CodecError(
+                f"raw {codec.name} input needs an even, non-zero width and height in the session config "
+                f"(got {width}x{height})"
+            )
+        self.codec, self.width, self.height = codec, width, height
+        self._size = width * height * 3 // 2
+        self._index = 0
+
+    def decode(self, data: bytes, pts: int) -> list[Frame]:
+        if len(data) != self._size:
+            raise CodecError(
+                f"raw {self.codec.name} packet with pts {pts} has {len(data)} bytes; a {self.width}x{self.height} "
+                f"frame has {self._size} (Y plane then {'interleaved UV' if self.codec is Codec.RAW_NV12 else 'U and V planes'})"
+            )
+        w, h = self.width, self.height
+        buf = np.frombuffer(data, np.uint8)
+        y = buf[: w * h].reshape(h, w).copy()
+        if self.codec is Codec.RAW_NV12:
+            uv = buf[w * h :].reshape(h // 2, w // 2, 2).copy()
+        else:
+            q = w * h // 4
+            u = buf[w * h : w * h + q].reshape(h // 2, w // 2)
+            v = buf[w * h + q :].reshape(h // 2, w // 2)
+            uv = np.stack([u, v], axis=-1)
+        frame = Frame(y=y, uv=uv, pts=pts, index=self._index)
+        self._index += 1
+        return [frame]
+
+    def flush(self) -> list[Frame]:
+        return []
+
+    def close(self) -> None:
+        pass
+
+
+def _crf(quality: int, default: int) -> int:
+    return default if quality <= 0 else round(51 * (1 - min(quality, 100) / 100))
+
+
+class PyAVEncoder:
+    """H.264 (libx264), HEVC (libx265) or JPEG per frame, tuned for low latency.
+
+    The encoder sees a frame counter as pts (so any client pts, even repeated ones, is fine),
+    and every packet is mapped back to the pts of the frame it came from.
+    """
+
+    def __init__(self, settings: EncoderSettings) -> None:
+        s = settings
+        self.settings = s
+        fps = Fraction(*s.frame_rate) if s.frame_rate[0] > 0 and s.frame_rate[1] > 0 else Fraction(30)
+        if s.codec is Codec.H264:
+            ctx = av.CodecContext.create("libx264", "w")
+            ctx.pix_fmt = "nv12"
+            opts = {"preset": "veryfast", "tune": "zerolatency", "repeat-headers": "1"}
+            if not s.bitrate_kbps:
+                opts["crf"] = str(_crf(s.quality, 23))
+        elif s.codec is Codec.HEVC:
+            ctx = av.CodecContext.create("libx265", "w")
+            ctx.pix_fmt = "yuv420p"
+            params = "log-level=error:repeat-headers=1"
+            if not s.bitrate_kbps:
+                params += f":crf={_crf(s.quality, 28)}"
+            opts = {"preset": "ultrafast", "tune": "zerolatency", "x265-params": params}
+        elif s.codec is Codec.MJPEG:
+            ctx = av.CodecContext.create("mjpeg", "w")
+            ctx.pix_fmt = "yuvj420p"
+            quality = s.quality or 85
+            ctx.qscale = max(2, min(31, round(31 - (quality / 100) * 29)))
+            opts = {}
+        else:
+            raise CodecError(f"{s.codec.name} is not an encoder codec")
+        ctx.width, ctx.height = s.width, s.height
+        ctx.time_base = 1 / fps
+        ctx.framerate = fps
+        ctx.gop_size = s.gop or max(1, round(2 * fps))
+        ctx.max_b_frames = 0
+        if s.bitrate_kbps:
+            ctx.bit_rate = s.bitrate_kbps * 1000
+        ctx.options = opts
+        ctx.open()
+        self._ctx = ctx
+        self._count = 0
+        self._pts: dict[int, int] = {}
+
+    def _packets(self, frame: av.VideoFrame | None) -> list[EncodedPacket]:
+        out = []
+        for p in self._ctx.encode(frame):
+            out.append(EncodedPacket(bytes(p), self._pts.pop(p.pts), p.is_keyframe))
+        return out
+
+    def encode(self, frame: Frame) -> list[EncodedPacket]:
+        if (frame.width, frame.height) != (self.settings.width, self.settings.height):
+            raise CodecError(
+                f"frame size changed mid-stream from {self.settings.width}x{self.settings.height} to "
+                f"{frame.width}x{frame.height}; start a new session for the new size"
+            )
+        vf = planes_to_video_frame(frame.y, frame.uv)
+        if self._ctx.pix_fmt != "nv12":
+            vf = vf.reformat(format=self._ctx.pix_fmt)
+        vf.pts = self._count
+        self._pts[self._count] = frame.pts
+        self._count += 1
+        return self._packets(vf)
+
+    def flush(self) -> list[EncodedPacket]:
+        return self._packets(None)
+
+    def close(self) -> None:
+        self._ctx = None
+
+
+class RawEncoder:
+    """NV12 out: the Y plane followed by the interleaved UV plane."""
+
+    def __init__(self, settings: EncoderSettings) -> None:
+        self.settings = settings
+
+    def encode(self, frame: Frame) -> list[EncodedPacket]:
+        return [EncodedPacket(frame.y.tobytes() + frame.uv.tobytes(), frame.pts, True)]
+
+    def flush(self) -> list[EncodedPacket]:
+        return []
+
+    def close(self) -> None:
+        pass
+
+
+def make_decoder(codec: Codec, width: int = 0, height: int = 0) -> PyAVDecoder | RawDecoder:
+    if codec.is_raw:
+        return RawDecoder(codec, width, height)
+    return PyAVDecoder(codec)
+
+
+def make_encoder(settings: EncoderSettings) -> PyAVEncoder | RawEncoder:
+    if settings.codec is Codec.RAW_NV12:
+        return RawEncoder(settings)
+    return PyAVEncoder(settings)

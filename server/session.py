@@ -1,0 +1,265 @@
+"""One Process stream: a session that moves packets through the pipeline with bounded queues.
+
+Three tasks per session: the reader takes requests off the stream, the front end decodes,
+finds faces and applies effects, the back end encodes. Each hands on through a bounded
+queue, so a session that falls behind stops reading (gRPC flow control then slows the
+client) instead of buffering without end. The blocking stage calls run in worker threads,
+never on the event loop, so one session's work does not stall another's I/O.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
+from typing import AsyncIterator
+
+import grpc
+
+from facestream.engines.backend import CpuBackend
+from facestream.engines.codec.base import CodecError
+from facestream.engines.pipeline import BackEnd, FrameTooLarge, FrontEnd, ProcessedFrame
+from facestream.proto import pb
+
+from .config import ServerConfig
+from .convert import ConfigError, SessionPlan, effect_settings, output_packet, timings_message
+
+log = logging.getLogger("facestream.session")
+
+_END = object()
+
+
+class SessionError(Exception):
+    """Ends the stream with `code` and a message for the client."""
+
+    def __init__(self, code: grpc.StatusCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclass
+class _Packet:
+    data: bytes
+    pts: int
+    arrived: float
+
+
+@dataclass
+class _Stats:
+    packets_in: int = 0
+    frames_decoded: int = 0
+    frames_out: int = 0
+    passed_through: int = 0
+    dropped: int = 0
+    faces: int = 0
+    updates: int = 0
+    timing_sums: dict[str, float] = field(default_factory=dict)
+
+
+class Session:
+    def __init__(
+        self, plan: SessionPlan, backend: CpuBackend, server: ServerConfig, executor: Executor
+    ) -> None:
+        self.id = uuid.uuid4().hex[:12]
+        self.plan = plan
+        self.backend = backend
+        self.server = server
+        self.executor = executor
+        self.stats = _Stats()
+        self.started = time.monotonic()
+        self._front = FrontEnd(
+            backend.decoder(plan.input_codec, plan.width, plan.height),
+            backend.vision(server.max_faces),
+            backend.effects(),
+            plan.effects,
+            plan.return_faces,
+            server.max_width,
+            server.max_height,
+        )
+        self._back = BackEnd(backend.encoder, plan.encoder)
+        depth = max(1, server.queue_depth)
+        self._in: asyncio.Queue = asyncio.Queue(depth)
+        self._mid: asyncio.Queue = asyncio.Queue(depth)
+        self._out: asyncio.Queue = asyncio.Queue(depth)
+
+    def started_message(self, config: pb.SessionConfig) -> pb.ProcessResponse:
+        return pb.ProcessResponse(
+            started=pb.SessionStarted(
+                session_id=self.id,
+                config=config,
+                backend=pb.BACKEND_CPU if self.backend.name == "cpu" else pb.BACKEND_GPU,
+                stages=[pb.StagePlacement(stage=p.stage, device=p.device, engine=p.engine, reason=p.reason)
+                        for p in self.backend.placements()],
+            )
+        )
+
+    async def _call(self, fn, *args):
+        return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
+
+    async def _read(self, requests: AsyncIterator[pb.ProcessRequest]) -> None:
+        ended = False
+        async for req in requests:
+            kind = req.WhichOneof("msg")
+            if ended:
+                raise SessionError(
+                    grpc.StatusCode.INVALID_ARGUMENT,
+                    f"a {kind or 'empty'} message arrived after end-of-stream; send nothing after end",
+                )
+            if kind == "packet":
+                size = len(req.packet.data)
+                if size > self.server.max_packet_bytes:
+                    raise SessionError(
+                        grpc.StatusCode.RESOURCE_EXHAUSTED,
+                        f"packet with pts {req.packet.pts} has {size} bytes, over this server's limit of "
+                        f"{self.server.max_packet_bytes}; lower the bitrate or resolution",
+                    )
+                if size == 0:
+                    raise SessionError(
+                        grpc.StatusCode.INVALID_ARGUMENT,
+                        f"packet with pts {req.packet.pts} is empty; send one access unit per packet",
+                    )
+                self.stats.packets_in += 1
+                await self._in.put(_Packet(req.packet.data, req.packet.pts, time.perf_counter()))
+            elif kind == "effects_update":
+                self.stats.updates += 1
+                try:
+                    settings = effect_settings(req.effects_update.effects, self.stats.updates)
+                except ConfigError as exc:
+                    raise SessionError(grpc.StatusCode.INVALID_ARGUMENT, f"effects update {self.stats.updates}: {exc}")
+                await self._in.put(settings)
+            elif kind == "end":
+                ended = True
+                await self._in.put(_END)
+            elif kind == "config":
+                raise SessionError(
+                    grpc.StatusCode.INVALID_ARGUMENT,
+                    "a second config arrived; the config is only the first message (use effects_update to change effects)",
+                )
+            else:
+                raise SessionError(grpc.StatusCode.INVALID_ARGUMENT, "empty request; set one of packet, effects_update or end")
+        if not ended:
+            raise SessionError(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"the stream closed without end-of-stream after {self.stats.packets_in} packets; "
+                "send an end message so the server can flush the last frames",
+            )
+
+    def _behind(self) -> bool:
+        return self.plan.realtime and self._in.qsize() >= max(1, self._in.maxsize - 1)
+
+    async def _run_front(self) -> None:
+        while True:
+            item = await self._in.get()
+            if item is _END:
+                frames = await self._call(self._front.flush)
+                for pf in frames:
+                    await self._mid.put((pf, time.perf_counter()))
+                await self._mid.put(_END)
+                return
+            if isinstance(item, _Packet):
+                frames = await self._call(self._front.push, item.data, item.pts, self._behind())
+                self.stats.frames_decoded += len(frames)
+                for pf in frames:
+                    await self._mid.put((pf, item.arrived))
+            else:
+                self._front.update_effects(item)
+
+    async def _run_back(self) -> None:
+        while True:
+            item = await self._mid.get()
+            if item is _END:
+                pairs = await self._call(self._back.flush)
+                for pair in pairs:
+                    await self._out.put(pair)
+                await self._out.put(_END)
+                return
+            pf, arrived = item
+            pf.frame.timings["arrived"] = arrived
+            drop = self.plan.realtime and self._mid.qsize() >= self._mid.maxsize - 1 and not pf.processed
+            for pair in await self._call(self._back.encode, pf, drop):
+                await self._out.put(pair)
+
+    def _response(self, pf: ProcessedFrame, packet) -> pb.ProcessResponse:
+        t = pf.frame.timings
+        t["total_ms"] = (time.perf_counter() - t.pop("arrived")) * 1000.0
+        work = sum(t.get(k, 0.0) for k in ("decode_ms", "vision_ms", "effects_ms", "encode_ms"))
+        t["queue_ms"] = max(0.0, t["total_ms"] - work)
+        s = self.stats
+        s.frames_out += 1
+        s.faces += len(pf.faces)
+        if packet is None:
+            s.dropped += 1
+        elif not pf.processed:
+            s.passed_through += 1
+        for k, v in t.items():
+            s.timing_sums[k] = s.timing_sums.get(k, 0.0) + v
+        return pb.ProcessResponse(packet=output_packet(pf, packet, self.plan.encoder.codec, self.plan))
+
+    def stats_message(self) -> pb.ProcessResponse:
+        s = self.stats
+        duration = time.monotonic() - self.started
+        n = max(1, s.frames_out)
+        return pb.ProcessResponse(
+            stats=pb.SessionStats(
+                packets_in=s.packets_in,
+                frames_decoded=s.frames_decoded,
+                frames_out=s.frames_out,
+                frames_passed_through=s.passed_through,
+                frames_dropped=s.dropped,
+                faces_detected=s.faces,
+                duration_s=duration,
+                fps=s.frames_out / duration if duration > 0 else 0.0,
+                mean_timings=timings_message({k: v / n for k, v in s.timing_sums.items()}),
+                effects_updates=s.updates,
+            )
+        )
+
+    async def run(self, requests: AsyncIterator[pb.ProcessRequest]) -> AsyncIterator[pb.ProcessResponse]:
+        """Responses until the stream is flushed; raises SessionError when the session must fail."""
+        tasks = [
+            asyncio.create_task(self._read(requests), name=f"{self.id}-read"),
+            asyncio.create_task(self._run_front(), name=f"{self.id}-front"),
+            asyncio.create_task(self._run_back(), name=f"{self.id}-back"),
+        ]
+        getter: asyncio.Future | None = None
+        try:
+            while True:
+                if getter is None:
+                    getter = asyncio.ensure_future(self._out.get())
+                running = [t for t in tasks if not t.done()]
+                await asyncio.wait([getter, *running], return_when=asyncio.FIRST_COMPLETED)
+                failed = [t for t in tasks if t.done() and t.exception() is not None]
+                if failed:
+                    raise _as_session_error(failed[0].exception())
+                if not getter.done():
+                    continue
+                item, getter = getter.result(), None
+                if item is _END:
+                    break
+                yield self._response(*item)
+            yield self.stats_message()
+        finally:
+            if getter is not None:
+                getter.cancel()
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await self._call(self._close)
+
+    def _close(self) -> None:
+        self._front.close()
+        self._back.close()
+
+
+def _as_session_error(exc: BaseException) -> SessionError:
+    if isinstance(exc, SessionError):
+        return exc
+    if isinstance(exc, FrameTooLarge):
+        return SessionError(grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc))
+    if isinstance(exc, CodecError):
+        return SessionError(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+    log.exception("session failed", exc_info=exc)
+    return SessionError(grpc.StatusCode.INTERNAL, f"internal error while processing the stream: {exc!r}")

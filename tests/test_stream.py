@@ -1,0 +1,122 @@
+"""A real server on a loopback port, the real client, real decoding of what comes back."""
+from __future__ import annotations
+
+import asyncio
+import av
+import numpy as np
+import pytest
+
+from conftest import CLIP, CLIP_FRAMES, decode_file, nv12, psnr, target
+from facestream.client import BlockingClient, FaceStreamClient, VideoSource
+from facestream.proto import pb
+
+
+def assert_same_video(reference_path, output_path, min_psnr=35.0):
+    ref = decode_file(reference_path)
+    out = decode_file(output_path)
+    assert len(out) == len(ref)
+    assert (out[0].width, out[0].height) == (ref[0].width, ref[0].height)
+    # Containers keep their own time bases (Matroska: ms), so compare presentation times.
+    times = [round(float(f.time), 3) for f in out]
+    assert times == [round(float(f.time), 3) for f in ref], "output timestamps differ from input"
+    worst = min(psnr(nv12(a), nv12(b)) for a, b in zip(ref, out))
+    assert worst >= min_psnr, f"worst frame PSNR {worst:.1f} dB"
+    return worst
+
+
+async def test_h264_clip_round_trip(server, tmp_path, media):
+    out = tmp_path / "out.mp4"
+    async with FaceStreamClient(target(server)) as client:
+        result = await client.process(str(CLIP), output=str(out))
+    assert result.frames == CLIP_FRAMES
+    assert result.stats.frames_out == CLIP_FRAMES and result.stats.packets_in == CLIP_FRAMES
+    assert result.started.backend == pb.BACKEND_CPU
+    assert_same_video(CLIP, out)
+
+
+@pytest.fixture(scope="module")
+def hevc_clip(tmp_path_factory):
+    """The clip re-encoded to HEVC (with B-frames, so the decoder has to reorder)."""
+    path = tmp_path_factory.mktemp("media") / "clip_hevc.mkv"
+    with av.open(str(CLIP)) as src, av.open(str(path), "w") as dst:
+        s = src.streams.video[0]
+        out = dst.add_stream("libx265", rate=s.average_rate)
+        out.width, out.height, out.pix_fmt = s.width, s.height, "yuv420p"
+        out.codec_context.options = {"preset": "ultrafast", "x265-params": "log-level=error:crf=16:bframes=2"}
+        for frame in src.decode(s):
+            for p in out.encode(frame):
+                dst.mux(p)
+        for p in out.encode(None):
+            dst.mux(p)
+    return path
+
+
+async def test_hevc_input_round_trip(server, tmp_path, hevc_clip):
+    out = tmp_path / "out.mkv"
+    async with FaceStreamClient(target(server)) as client:
+        source = VideoSource(str(hevc_clip))
+        assert source.codec == pb.CODEC_HEVC
+        result = await client.process(source, output=str(out))
+    assert result.frames == CLIP_FRAMES
+    assert_same_video(hevc_clip, out)
+
+
+async def test_raw_nv12_input_round_trip(server, tmp_path):
+    out = tmp_path / "out.mp4"
+    async with FaceStreamClient(target(server)) as client:
+        source = VideoSource(str(CLIP), raw=True)
+        assert source.codec == pb.CODEC_RAW_NV12
+        result = await client.process(source, output=str(out))
+    assert result.frames == CLIP_FRAMES
+    assert_same_video(CLIP, out)
+
+
+@pytest.mark.parametrize(
+    "codec,suffix,min_psnr",
+    [(pb.CODEC_HEVC, ".mkv", 35.0), (pb.CODEC_MJPEG, ".mkv", 35.0), (pb.CODEC_RAW_NV12, ".mkv", 99.0)],
+)
+async def test_output_codecs(server, tmp_path, codec, suffix, min_psnr):
+    out = tmp_path / f"out{suffix}"
+    async with FaceStreamClient(target(server)) as client:
+        result = await client.process(str(CLIP), output=str(out), output_codec=codec)
+    assert result.frames == CLIP_FRAMES
+    assert_same_video(CLIP, out, min_psnr=min_psnr)
+
+
+async def test_frames_to_callback_in_order_with_metadata(server):
+    seen = []
+    async with FaceStreamClient(target(server)) as client:
+        result = await client.process(
+            str(CLIP), on_frame=lambda f: seen.append(f), decode_frames=True, return_faces=True
+        )
+    assert len(seen) == CLIP_FRAMES == result.frames
+    assert [f.packet.frame_index for f in seen] == list(range(CLIP_FRAMES))
+    ref_pts = [f.pts for f in decode_file(CLIP)]
+    assert [f.packet.pts for f in seen] == ref_pts
+    assert all(f.image is not None and f.image.shape == (360, 640, 3) for f in seen)
+    t = seen[10].packet.timings
+    assert t.decode_ms > 0 and t.encode_ms > 0 and t.total_ms >= t.decode_ms + t.encode_ms
+    assert all(f.packet.effects_version == 0 and f.packet.status == pb.FRAME_PROCESSED for f in seen)
+
+
+async def test_concurrent_sessions_are_independent(server, tmp_path):
+    async with FaceStreamClient(target(server)) as client:
+        results = await asyncio.gather(
+            *[client.process(str(CLIP), output=str(tmp_path / f"o{i}.mp4")) for i in range(3)]
+        )
+    assert [r.frames for r in results] == [CLIP_FRAMES] * 3
+    assert len({r.started.session_id for r in results}) == 3
+    for i in range(3):
+        assert len(decode_file(tmp_path / f"o{i}.mp4")) == CLIP_FRAMES
+
+
+async def test_capabilities(server):
+    async with FaceStreamClient(target(server)) as client:
+        caps = await client.capabilities()
+    assert {pb.CODEC_H264, pb.CODEC_HEVC, pb.CODEC_RAW_NV12, pb.CODEC_RAW_I420} <= set(caps.input_codecs)
+    assert {pb.CODEC_H264, pb.CODEC_HEVC, pb.CODEC_MJPEG, pb.CODEC_RAW_NV12} <= set(caps.output_codecs)
+    assert {e.name for e in caps.effects} >= {"smooth", "whiten", "slim", "eyes", "lips", "blush", "sharpen", "denoise", "debug"}
+    cpu = next(b for b in caps.backends if b.backend == pb.BACKEND_CPU)
+    assert cpu.available
+    assert caps.default_backend == pb.BACKEND_CPU
+    assert caps.limits.max_width == 1920
