@@ -31,7 +31,7 @@ SMOOTH_RADIUS = 0.025
 SMOOTH_EPS = 12.0
 SMOOTH_MAX = 0.9
 # whiten: tone_curve with beta = 1 + WHITEN_BETA * strength, blended over skin.
-WHITEN_BETA = 2.0
+WHITEN_BETA = 1.7
 # sharpen: y + w * SHARPEN_AMOUNT * strength * (y - gauss(y, SHARPEN_SIGMA)), w = oval * (1 - skin).
 SHARPEN_AMOUNT = 1.2
 SHARPEN_SIGMA = 1.0
@@ -139,13 +139,23 @@ def warp_face(y: np.ndarray, uv: np.ndarray, region: FaceRegion, effects: dict[s
     cy, cx = region.chroma
     xs, ys = region.luma_grid()
     dx, dy = _field(region, xs, ys, effects)
-    # Continuous source position minus 0.5 gives the pixel-index coordinate to sample at.
-    new_y = bilinear(y, xs - dx - 0.5, ys - dy - 0.5)
     xs_c, ys_c = region.chroma_grid()
     dx_c, dy_c = _field(region, xs_c, ys_c, effects)
-    new_uv = bilinear(uv, (xs_c - dx_c) * 0.5 - 0.5, (ys_c - dy_c) * 0.5 - 0.5)
-    y[ly, lx] = to_u8(new_y)
-    uv[cy, cx] = to_u8(new_uv)
+    # Resample only the chroma-aligned bounding box of the non-zero field (elsewhere d = 0: no change).
+    moved = (dx_c != 0) | (dy_c != 0)
+    if not moved.any():
+        return
+    r = np.flatnonzero(moved.any(axis=1))
+    c = np.flatnonzero(moved.any(axis=0))
+    cr = slice(max(0, r[0] - 1), r[-1] + 2)
+    cc = slice(max(0, c[0] - 1), c[-1] + 2)
+    lr = slice(2 * cr.start, 2 * min(cr.stop, dx_c.shape[0]))
+    lc = slice(2 * cc.start, 2 * min(cc.stop, dx_c.shape[1]))
+    # Continuous source position minus 0.5 gives the pixel-index coordinate to sample at.
+    new_y = bilinear(y, xs[:, lc] - dx[lr, lc] - 0.5, ys[lr] - dy[lr, lc] - 0.5)
+    new_uv = bilinear(uv, (xs_c[:, cc] - dx_c[cr, cc]) * 0.5 - 0.5, (ys_c[cr] - dy_c[cr, cc]) * 0.5 - 0.5)
+    y[ly, lx][lr, lc] = to_u8(new_y)
+    uv[cy, cx][cr, cc] = to_u8(new_uv)
 
 
 def denoise(y: np.ndarray, uv: np.ndarray, strength: float) -> None:

@@ -16,7 +16,7 @@ from .masks import FaceRegion
 EYE_RADIUS = 0.95  # radius of the eye warp, in eye widths (corner to corner)
 EYE_AMOUNT = 0.20  # a at strength 1: magnification at the eye centre is 1 / (1 - a)
 SLIM_RADIUS = 0.22  # support radius of each jaw control point, fraction of the face size
-SLIM_AMOUNT = 0.035  # inward shift of the jaw contour at strength 1, fraction of the face size
+SLIM_AMOUNT = 0.05  # inward shift of the jaw contour at strength 1, fraction of the face size
 # Relative shift of each jaw control point (mesh.RIGHT_JAW / LEFT_JAW order, ear to chin).
 SLIM_PROFILE = (0.45, 0.75, 1.0, 1.0, 0.9, 0.65, 0.4)
 
@@ -54,18 +54,28 @@ def eye_geometry(pts: np.ndarray) -> list[tuple[np.ndarray, float]]:
     return out
 
 
+def disc_window(xs: np.ndarray, ys: np.ndarray, c, radius: float) -> tuple[slice, slice]:
+    """Rows and columns of the grid (xs (1, W), ys (H, 1), ascending) within the square around a disc."""
+    x = xs[0]
+    y = ys[:, 0]
+    cols = slice(int(np.searchsorted(x, c[0] - radius)), int(np.searchsorted(x, c[0] + radius, side="right")))
+    rows = slice(int(np.searchsorted(y, c[1] - radius)), int(np.searchsorted(y, c[1] + radius, side="right")))
+    return rows, cols
+
+
 def eyes_field(region: FaceRegion, xs: np.ndarray, ys: np.ndarray, strength: float):
-    """Displacement (dx, dy) of the eye warp: d = (p - c) (1 - eye_scale(|p - c| / R))."""
+    """Displacement (dx, dy) of the eye warp: d = (p - c) (1 - eye_scale(|p - c| / R)), zero beyond R."""
     a = EYE_AMOUNT * strength
     dx = np.zeros((ys.shape[0], xs.shape[1]), np.float32)
     dy = np.zeros_like(dx)
     for c, radius in eye_geometry(region.pts):
-        ox = xs - np.float32(c[0])
-        oy = ys - np.float32(c[1])
+        rows, cols = disc_window(xs, ys, c, radius)
+        ox = xs[:, cols] - np.float32(c[0])
+        oy = ys[rows] - np.float32(c[1])
         u = np.sqrt(ox * ox + oy * oy) / np.float32(radius)
         k = 1.0 - eye_scale(u, a)
-        dx += ox * k
-        dy += oy * k
+        dx[rows, cols] += ox * k
+        dy[rows, cols] += oy * k
     return dx, dy
 
 
@@ -101,14 +111,15 @@ def slim_field(region: FaceRegion, xs: np.ndarray, ys: np.ndarray, strength: flo
     keep = np.ones(shape, np.float32)
     inv_r2 = np.float32(1.0 / (radius * radius))
     for c, v in zip(centres, shifts):
-        ox = xs - np.float32(c[0])
-        oy = ys - np.float32(c[1])
+        rows, cols = disc_window(xs, ys, c, radius)
+        ox = xs[:, cols] - np.float32(c[0])
+        oy = ys[rows] - np.float32(c[1])
         u = (ox * ox + oy * oy) * inv_r2
         phi = np.where(u < 1.0, (1.0 - u) ** 2, 0.0).astype(np.float32)
-        sw += phi
-        svx += phi * np.float32(v[0])
-        svy += phi * np.float32(v[1])
-        keep *= 1.0 - phi
+        sw[rows, cols] += phi
+        svx[rows, cols] += phi * np.float32(v[0])
+        svy[rows, cols] += phi * np.float32(v[1])
+        keep[rows, cols] *= 1.0 - phi
     cover = 1.0 - keep
     with np.errstate(invalid="ignore", divide="ignore"):
         scale = np.where(sw > 0, cover / sw, 0.0).astype(np.float32)
