@@ -101,3 +101,22 @@ def pictures(find_faces) -> dict[str, Picture]:
         y, uv = bgr_to_nv12(bgr)
         out[name] = Picture(name, y, uv, find_faces(y, uv))
     return out
+
+
+@pytest.fixture(scope="session")
+def clip_frames(find_faces) -> list[Picture]:
+    """Every 10th of the first 120 frames of the shared clip (640x360 H.264), with their faces."""
+    import av
+
+    out = []
+    with av.open(str(MEDIA / "short_hamilton_clip.mp4")) as src:
+        for i, f in enumerate(src.decode(video=0)):
+            if i % 10 == 0:
+                planes = f.to_ndarray(format="nv12")
+                h = f.height
+                y = planes[:h].copy()
+                uv = planes[h:].reshape(h // 2, f.width // 2, 2).copy()
+                out.append(Picture(f"clip frame {i}", y, uv, find_faces(y, uv)))
+            if i >= 120:
+                break
+    return out

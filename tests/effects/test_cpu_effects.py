@@ -265,3 +265,28 @@ def test_debug_draws_boxes(pictures):
     for f in pic.faces:
         x0, y0, x1, y1 = (int(round(float(v))) for v in f.box)
         assert np.count_nonzero(out.y[y0, x0:x1] != pic.y[y0, x0:x1]) > 0.5 * (x1 - x0)
+
+
+def test_clip_frames_change_only_inside_the_faces(clip_frames):
+    assert sum(len(p.faces) for p in clip_frames) >= len(clip_frames) // 2, "faces expected in most frames"
+    everything = tuple((e, 1.0) for e in COLOUR_EFFECTS + WARP_EFFECTS)
+    for pic in clip_frames:
+        out = run(pic, *everything)
+        face_y, face_c = face_area(pic, 0.25)
+        assert np.array_equal(out.y[~face_y], pic.y[~face_y]), pic.name
+        assert np.array_equal(out.uv[~face_c], pic.uv[~face_c]), pic.name
+        if not pic.faces:
+            assert np.array_equal(out.y, pic.y) and np.array_equal(out.uv, pic.uv)
+
+
+def test_lip_colour_is_a_parameter(pictures):
+    pic = pictures["obama-720p.jpg"]
+    region = FaceRegion(pic.faces[0].landmarks, *pic.y.shape)
+    sel = region.lips_c() > 0.5
+    frames = {}
+    for colour in ((40, 60, 220), (220, 40, 40)):
+        frame = pic.frame()
+        FX.apply(frame, pic.faces, EffectSettings((EffectSetting("lips", 1.0, dict(zip("rgb", map(float, colour)))),)))
+        frames[colour] = frame.uv[region.chroma][sel].astype(float).mean(axis=0)
+    blue, red = frames[(40, 60, 220)], frames[(220, 40, 40)]
+    assert blue[0] > red[0] + 20 and red[1] > blue[1] + 20  # Cb up for blue, Cr up for red
