@@ -1,0 +1,161 @@
+"""CPU vision backend: BlazeFace + face mesh on ONNX Runtime, tracking between detections."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..frame import Frame
+from ..models.specs import SPECS
+from ..models.store import ModelStore, default_store
+from . import geometry as geo
+from .face import Face
+from .resample import InputMaker
+from .tracking import OneEuro, Track
+
+# The CPU default, from benchmarks/vision_bench.py: FP32 is the fastest variant on ONNX Runtime's
+# CPU provider (its Q/DQ INT8 models are slower there; they are meant for TensorRT).
+CPU_DEFAULT_PRECISION = "fp32"
+MESH_MIN_SCORE = 0.5          # face flag under this: the tracked face is lost
+SAME_FACE_IOU = 0.4           # a detection overlapping a track this much is that track's face
+
+
+class CpuVision:
+    """Implements the Vision protocol (one instance per session; not thread-safe).
+
+    max_faces: most faces reported per frame. detect_every: run the detector every N frames
+    (and on the first frame and whenever a tracked face is lost). with_landmarks: run the
+    468-point mesh (and track through it); otherwise detector only, on every frame.
+    detector: "short" (faces within ~2 m, 128x128) or "full" (up to ~5 m, 192x192).
+    precision: "fp32" or "int8". threads: ONNX Runtime intra-op threads.
+    smoothing: One Euro filter on landmarks/boxes. fps: frame rate assumed by the filter.
+    """
+
+    def __init__(self, max_faces: int = 4, detect_every: int = 10, with_landmarks: bool = True,
+                 detector: str = "short", precision: str = CPU_DEFAULT_PRECISION, threads: int = 1,
+                 smoothing: bool = True, fps: float = 30.0, min_score: float = 0.5,
+                 store: ModelStore | None = None, min_cutoff: float = 1.0, beta: float = 20.0):
+        if detector not in ("short", "full"):
+            raise ValueError(f"detector must be 'short' or 'full', not {detector!r}")
+        if precision not in ("fp32", "int8"):
+            raise ValueError(f"precision must be 'fp32' or 'int8', not {precision!r}")
+        if max_faces < 1 or detect_every < 1:
+            raise ValueError("max_faces and detect_every must be >= 1")
+        store = store or default_store()
+        self.max_faces, self.detect_every, self.with_landmarks = max_faces, detect_every, with_landmarks
+        self.smoothing, self.dt, self.min_score = smoothing, 1.0 / fps, min_score
+        self._filter_args = (min_cutoff, beta)
+        self._det_spec, self._mesh_spec = SPECS[detector], SPECS["mesh"]
+        self._det = store.session(detector, precision, threads)
+        self._mesh = store.session("mesh", precision, threads) if with_landmarks else None
+        self._det_in = InputMaker(self._det_spec.size, self._det_spec.input_scale, self._det_spec.input_offset)
+        self._mesh_in = InputMaker(self._mesh_spec.size)
+        self._tracks: list[Track] = []
+        self._next_id = 1
+        self._since_detect = 0
+        self.stats = {"detector_runs": 0, "mesh_runs": 0}
+
+    # ------------------------------------------------------------------ model calls
+    def detect(self, frame: Frame) -> list[tuple[np.ndarray, np.ndarray, float]]:
+        """Detector alone: [(box, keypoints (6, 2), score)] in frame pixels, best first."""
+        x, (s, px, py) = self._det_in.letterbox(frame.y, frame.uv)
+        scores, boxes, kps = self._det.run(["scores", "boxes", "keypoints"], {"input": x})
+        self.stats["detector_runs"] += 1
+        n = self._det_spec.size
+        out = []
+        for i in np.nonzero(scores[0] > self.min_score)[0]:
+            box = ((boxes[0, i] * n - (px, py, px, py)) / s).astype(np.float32)
+            kp = ((kps[0, i] * n - (px, py)) / s).astype(np.float32)
+            out.append((box, kp, float(scores[0, i])))
+        out.sort(key=lambda d: -d[2])
+        return out
+
+    def mesh(self, frame: Frame, roi: geo.Roi) -> tuple[np.ndarray, float]:
+        """Mesh on a rotated crop: (468, 3) landmarks in frame pixels and the face score."""
+        x = self._mesh_in.affine(frame.y, frame.uv, roi.matrix(self._mesh_spec.size))
+        lm, score = self._mesh.run(["landmarks", "face_score"], {"input": x})
+        self.stats["mesh_runs"] += 1
+        return geo.landmarks_to_frame(lm[0], roi, self._mesh_spec.size), float(score[0, 0])
+
+    # ------------------------------------------------------------------ tracking
+    def _new_track(self, roi: geo.Roi) -> Track:
+        t = Track(self._next_id, roi, filt=OneEuro(*self._filter_args), box_filt=OneEuro(*self._filter_args))
+        self._next_id += 1
+        return t
+
+    def _update_mesh(self, frame: Frame, track: Track) -> bool:
+        lm, score = self.mesh(frame, track.roi)
+        if score < MESH_MIN_SCORE:
+            return False
+        track.score, track.raw, track.age = score, lm, track.age + 1
+        track.roi = geo.roi_from_landmarks(lm)
+        return True
+
+    def process(self, frame: Frame) -> list[Face]:
+        if not self.with_landmarks:
+            return self._process_detect_only(frame)
+        detected = False
+        dets: list = []
+        if not self._tracks or self._since_detect >= self.detect_every - 1:
+            dets, detected = self.detect(frame), True
+        else:
+            self._since_detect += 1
+        kept = [t for t in self._tracks if self._update_mesh(frame, t)]
+        lost = len(kept) < len(self._tracks)
+        self._tracks = kept
+        if lost and not detected:
+            dets, detected = self.detect(frame), True
+        if detected:
+            self._since_detect = 0
+            for box, kp, _ in dets:
+                if len(self._tracks) >= self.max_faces:
+                    break
+                if any(geo.box_iou(box, geo.box_from_landmarks(t.raw)) > SAME_FACE_IOU for t in self._tracks):
+                    continue
+                t = self._new_track(geo.roi_from_detection(box, kp))
+                if self._update_mesh(frame, t):
+                    self._tracks.append(t)
+        self._dedupe()
+        return [self._face(t) for t in self._tracks]
+
+    def _dedupe(self) -> None:
+        out: list[Track] = []
+        for t in sorted(self._tracks, key=lambda t: t.id):
+            b = geo.box_from_landmarks(t.raw)
+            if all(geo.box_iou(b, geo.box_from_landmarks(o.raw)) <= 0.5 for o in out):
+                out.append(t)
+        self._tracks = out[: self.max_faces]
+
+    def _face(self, t: Track) -> Face:
+        lm = t.raw
+        if self.smoothing:
+            lm = t.filt(lm, self.dt, scale=t.roi.size / geo.ROI_SCALE)
+        return Face(id=t.id, box=geo.box_from_landmarks(lm), score=t.score,
+                    keypoints=geo.keypoints_from_landmarks(lm), landmarks=lm.astype(np.float32))
+
+    def _process_detect_only(self, frame: Frame) -> list[Face]:
+        dets = self.detect(frame)[: self.max_faces]
+        tracks: list[Track] = []
+        for box, kp, score in dets:
+            prev = max(self._tracks, key=lambda t: geo.box_iou(box, t.box), default=None)
+            if prev is not None and geo.box_iou(box, prev.box) > SAME_FACE_IOU and prev not in tracks:
+                t = prev
+            else:
+                t = self._new_track(geo.Roi(0, 0, 0, 0))
+            t.box, t.keypoints, t.score = box, kp, score
+            tracks.append(t)
+        self._tracks = tracks
+        faces = []
+        for t in tracks:
+            v = np.concatenate([t.box, t.keypoints.ravel()])
+            if self.smoothing:
+                v = t.box_filt(v, self.dt, scale=float(t.box[2] - t.box[0]))
+            faces.append(Face(id=t.id, box=v[:4].astype(np.float32), score=t.score,
+                              keypoints=v[4:].reshape(6, 2).astype(np.float32)))
+        return faces
+
+    def reset(self) -> None:
+        self._tracks = []
+        self._since_detect = 0
+
+    def close(self) -> None:
+        self._tracks = []
+        self._det = self._mesh = None
