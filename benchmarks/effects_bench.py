@@ -10,7 +10,6 @@ so each effect's cost can be read as a ratio to decoding.
 from __future__ import annotations
 
 import argparse
-import importlib
 import io
 import json
 import os
@@ -44,12 +43,6 @@ def nv12(bgr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def find_faces(y: np.ndarray, uv: np.ndarray) -> list[Face]:
-    hook = os.environ.get("FACESTREAM_TEST_FACES")
-    if hook:  # a module with faces_from_bgr(bgr) -> [(468, 3) landmarks], to compare against other models
-        h, w = y.shape
-        bgr = cv2.cvtColor(np.concatenate([y.reshape(-1), uv.reshape(-1)]).reshape(h * 3 // 2, w), cv2.COLOR_YUV2BGR_NV12)
-        lms = importlib.import_module(hook).faces_from_bgr(bgr)
-        return [Face(i, np.r_[l[:, :2].min(0), l[:, :2].max(0)], 1.0, l[[33, 263, 1, 13, 234, 454], :2], l) for i, l in enumerate(lms)]
     from facestream.engines.vision.cpu import CpuVision
 
     vision = CpuVision(detector="full", smoothing=False)

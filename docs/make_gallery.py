@@ -8,7 +8,6 @@ the first column the untouched input. Faces come from the project's vision stage
 from __future__ import annotations
 
 import argparse
-import importlib
 import os
 from pathlib import Path
 
@@ -44,10 +43,6 @@ def nv12_to_bgr(y: np.ndarray, uv: np.ndarray) -> np.ndarray:
 
 
 def find_faces(y: np.ndarray, uv: np.ndarray) -> list[Face]:
-    hook = os.environ.get("FACESTREAM_TEST_FACES")
-    if hook:  # a module with faces_from_bgr(bgr) -> [(468, 3) landmarks], to compare against other models
-        lms = importlib.import_module(hook).faces_from_bgr(nv12_to_bgr(y, uv))
-        return [Face(i, np.r_[l[:, :2].min(0), l[:, :2].max(0)], 1.0, l[[33, 263, 1, 13, 234, 454], :2], l) for i, l in enumerate(lms)]
     from facestream.engines.vision.cpu import CpuVision
 
     vision = CpuVision(detector="full", smoothing=False)

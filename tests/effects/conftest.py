@@ -1,8 +1,6 @@
 """Shared fixtures of the effects tests: the shared photos as NV12 and their faces from the vision stage."""
 from __future__ import annotations
 
-import importlib
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -59,18 +57,6 @@ class Finder:
 
 
 def _vision_factory():
-    hook = os.environ.get("FACESTREAM_TEST_FACES")
-    if hook:  # a module with faces_from_bgr(bgr) -> [(468, 3) landmarks], to compare against other models
-        mod = importlib.import_module(hook)
-
-        def run(y, uv):
-            out = []
-            for i, lm in enumerate(mod.faces_from_bgr(nv12_to_bgr(y, uv))):
-                box = np.r_[lm[:, :2].min(0), lm[:, :2].max(0)]
-                out.append(Face(i, box, 1.0, lm[[33, 263, 1, 13, 234, 454], :2], lm))
-            return out
-
-        return run
     try:
         from facestream.engines.vision.cpu import CpuVision
     except ImportError as e:
