@@ -17,6 +17,9 @@ from .source import VideoSource
 EffectsArg = Mapping[str, float] | Sequence[pb.Effect] | pb.EffectSettings | None
 
 
+_STATUS_BY_NUMBER = {code.value[0]: code for code in grpc.StatusCode}
+
+
 class FaceStreamError(Exception):
     """The server ended the session with an error status; `code` is the gRPC status code."""
 
@@ -24,6 +27,10 @@ class FaceStreamError(Exception):
         super().__init__(f"{code.name}: {message}")
         self.code = code
         self.message = message
+
+
+def _stream_error(error: pb.StreamError) -> FaceStreamError:
+    return FaceStreamError(_STATUS_BY_NUMBER.get(error.code, grpc.StatusCode.UNKNOWN), error.message)
 
 
 def effect_settings(effects: EffectsArg) -> pb.EffectSettings:
@@ -160,6 +167,8 @@ class FaceStreamClient:
         try:
             await call.write(pb.ProcessRequest(config=config))
             first = await call.read()
+            if first is not grpc.aio.EOF and first.WhichOneof("msg") == "error":
+                raise _stream_error(first.error)
             if first is grpc.aio.EOF or first.WhichOneof("msg") != "started":
                 raise FaceStreamError(grpc.StatusCode.INTERNAL, "the server did not start the session")
             started = first.started
@@ -172,7 +181,10 @@ class FaceStreamClient:
                 decoder = FrameDecoder(output_codec, src.width, src.height)
             result = ProcessResult(started, pb.SessionStats(), 0)
             while (resp := await call.read()) is not grpc.aio.EOF:
-                if resp.WhichOneof("msg") == "stats":
+                kind = resp.WhichOneof("msg")
+                if kind == "error":
+                    raise _stream_error(resp.error)
+                if kind == "stats":
                     result.stats = resp.stats
                     continue
                 packet = resp.packet

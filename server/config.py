@@ -22,6 +22,9 @@ class ServerConfig:
     max_faces: int = field(default=4, metadata={"help": "faces tracked per frame"})
     workers: int = field(default=0, metadata={"help": "threads running pipeline stages (0: 2 x cores + 2)"})
     queue_depth: int = field(default=4, metadata={"help": "frames buffered between stages of a session"})
+    error_drain_seconds: float = field(
+        default=2.0, metadata={"help": "after an error, how long a client may keep sending before the stream is closed"}
+    )
     grace_seconds: float = field(default=30.0, metadata={"help": "how long running sessions may finish on SIGTERM"})
     log_level: str = field(default="INFO", metadata={"help": "DEBUG, INFO, WARNING or ERROR"})
 

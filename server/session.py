@@ -99,53 +99,71 @@ class Session:
     async def _call(self, fn, *args):
         return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
 
+    def _fail(self, exc: SessionError) -> None:
+        """Marks the session failed (first failure wins) and unblocks a reader waiting on a full queue."""
+        if not self._failure.done():
+            self._failure.set_result(exc)
+        while not self._in.empty():
+            self._in.get_nowait()
+
     async def _read(self, requests: AsyncIterator[pb.ProcessRequest]) -> None:
+        """Feeds the front end; after a failure, discards requests until end-of-stream or half-close."""
         ended = False
         async for req in requests:
             kind = req.WhichOneof("msg")
-            if ended:
-                raise SessionError(
-                    grpc.StatusCode.INVALID_ARGUMENT,
-                    f"a {kind or 'empty'} message arrived after end-of-stream; send nothing after end",
-                )
-            if kind == "packet":
-                size = len(req.packet.data)
-                if size > self.server.max_packet_bytes:
-                    raise SessionError(
-                        grpc.StatusCode.RESOURCE_EXHAUSTED,
-                        f"packet with pts {req.packet.pts} has {size} bytes, over this server's limit of "
-                        f"{self.server.max_packet_bytes}; lower the bitrate or resolution",
-                    )
-                if size == 0:
-                    raise SessionError(
-                        grpc.StatusCode.INVALID_ARGUMENT,
-                        f"packet with pts {req.packet.pts} is empty; send one access unit per packet",
-                    )
-                self.stats.packets_in += 1
-                await self._in.put(_Packet(req.packet.data, req.packet.pts, time.perf_counter()))
-            elif kind == "effects_update":
-                self.stats.updates += 1
-                try:
-                    settings = effect_settings(req.effects_update.effects, self.stats.updates)
-                except ConfigError as exc:
-                    raise SessionError(grpc.StatusCode.INVALID_ARGUMENT, f"effects update {self.stats.updates}: {exc}")
-                await self._in.put(settings)
-            elif kind == "end":
-                ended = True
-                await self._in.put(_END)
-            elif kind == "config":
-                raise SessionError(
-                    grpc.StatusCode.INVALID_ARGUMENT,
-                    "a second config arrived; the config is only the first message (use effects_update to change effects)",
-                )
-            else:
-                raise SessionError(grpc.StatusCode.INVALID_ARGUMENT, "empty request; set one of packet, effects_update or end")
+            if self._failure.done():
+                if kind == "end":
+                    return
+                continue
+            try:
+                await self._accept(req, kind, ended)
+            except SessionError as exc:
+                self._fail(exc)
+            ended = ended or kind == "end"
         if not ended:
-            raise SessionError(
+            self._fail(SessionError(
                 grpc.StatusCode.INVALID_ARGUMENT,
                 f"the stream closed without end-of-stream after {self.stats.packets_in} packets; "
                 "send an end message so the server can flush the last frames",
+            ))
+
+    async def _accept(self, req: pb.ProcessRequest, kind: str | None, ended: bool) -> None:
+        if ended:
+            raise SessionError(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"a {kind or 'empty'} message arrived after end-of-stream; send nothing after end",
             )
+        if kind == "packet":
+            size = len(req.packet.data)
+            if size > self.server.max_packet_bytes:
+                raise SessionError(
+                    grpc.StatusCode.RESOURCE_EXHAUSTED,
+                    f"packet with pts {req.packet.pts} has {size} bytes, over this server's limit of "
+                    f"{self.server.max_packet_bytes}; lower the bitrate or resolution",
+                )
+            if size == 0:
+                raise SessionError(
+                    grpc.StatusCode.INVALID_ARGUMENT,
+                    f"packet with pts {req.packet.pts} is empty; send one access unit per packet",
+                )
+            self.stats.packets_in += 1
+            await self._in.put(_Packet(req.packet.data, req.packet.pts, time.perf_counter()))
+        elif kind == "effects_update":
+            self.stats.updates += 1
+            try:
+                settings = effect_settings(req.effects_update.effects, self.stats.updates)
+            except ConfigError as exc:
+                raise SessionError(grpc.StatusCode.INVALID_ARGUMENT, f"effects update {self.stats.updates}: {exc}")
+            await self._in.put(settings)
+        elif kind == "end":
+            await self._in.put(_END)
+        elif kind == "config":
+            raise SessionError(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                "a second config arrived; the config is only the first message (use effects_update to change effects)",
+            )
+        else:
+            raise SessionError(grpc.StatusCode.INVALID_ARGUMENT, "empty request; set one of packet, effects_update or end")
 
     def _behind(self) -> bool:
         return self.plan.realtime and self._in.qsize() >= max(1, self._in.maxsize - 1)
@@ -218,22 +236,30 @@ class Session:
         )
 
     async def run(self, requests: AsyncIterator[pb.ProcessRequest]) -> AsyncIterator[pb.ProcessResponse]:
-        """Responses until the stream is flushed; raises SessionError when the session must fail."""
-        tasks = [
-            asyncio.create_task(self._read(requests), name=f"{self.id}-read"),
+        """Responses until the stream is flushed; raises SessionError when the session fails.
+
+        After a failure the reader keeps discarding requests (see `drain`), so that a client
+        still writing does not see its writes fail before it learns why.
+        """
+        self._failure = asyncio.get_running_loop().create_future()
+        self._reader = asyncio.create_task(self._read(requests), name=f"{self.id}-read")
+        workers = [
             asyncio.create_task(self._run_front(), name=f"{self.id}-front"),
             asyncio.create_task(self._run_back(), name=f"{self.id}-back"),
         ]
+        watched = [self._reader, *workers]
         getter: asyncio.Future | None = None
         try:
             while True:
                 if getter is None:
                     getter = asyncio.ensure_future(self._out.get())
-                running = [t for t in tasks if not t.done()]
-                await asyncio.wait([getter, *running], return_when=asyncio.FIRST_COMPLETED)
-                failed = [t for t in tasks if t.done() and t.exception() is not None]
-                if failed:
-                    raise _as_session_error(failed[0].exception())
+                running = [t for t in watched if not t.done()]
+                await asyncio.wait([getter, self._failure, *running], return_when=asyncio.FIRST_COMPLETED)
+                for t in watched:
+                    if t.done() and not t.cancelled() and t.exception() is not None:
+                        self._fail(_as_session_error(t.exception()))
+                if self._failure.done():
+                    raise self._failure.result()
                 if not getter.done():
                     continue
                 item, getter = getter.result(), None
@@ -244,10 +270,21 @@ class Session:
         finally:
             if getter is not None:
                 getter.cancel()
-            for t in tasks:
+            if not self._failure.done():
+                self._reader.cancel()
+            for t in workers:
                 t.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            await asyncio.gather(*workers, return_exceptions=True)
             await self._call(self._close)
+
+    async def drain(self, timeout: float) -> None:
+        """Waits (at most `timeout`) for the failed session's client to stop sending."""
+        try:
+            await asyncio.wait_for(asyncio.shield(self._reader), timeout)
+        except (asyncio.TimeoutError, Exception):
+            pass
+        self._reader.cancel()
+        await asyncio.gather(self._reader, return_exceptions=True)
 
     def _close(self) -> None:
         self._front.close()

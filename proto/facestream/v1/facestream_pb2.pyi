@@ -284,15 +284,27 @@ class SessionStats(_message.Message):
     effects_updates: int
     def __init__(self, packets_in: _Optional[int] = ..., frames_decoded: _Optional[int] = ..., frames_out: _Optional[int] = ..., frames_passed_through: _Optional[int] = ..., frames_dropped: _Optional[int] = ..., faces_detected: _Optional[int] = ..., duration_s: _Optional[float] = ..., fps: _Optional[float] = ..., mean_timings: _Optional[_Union[StageTimings, _Mapping]] = ..., effects_updates: _Optional[int] = ...) -> None: ...
 
+class StreamError(_message.Message):
+    __slots__ = ("code", "code_name", "message")
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    CODE_NAME_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    code: int
+    code_name: str
+    message: str
+    def __init__(self, code: _Optional[int] = ..., code_name: _Optional[str] = ..., message: _Optional[str] = ...) -> None: ...
+
 class ProcessResponse(_message.Message):
-    __slots__ = ("started", "packet", "stats")
+    __slots__ = ("started", "packet", "stats", "error")
     STARTED_FIELD_NUMBER: _ClassVar[int]
     PACKET_FIELD_NUMBER: _ClassVar[int]
     STATS_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
     started: SessionStarted
     packet: OutputPacket
     stats: SessionStats
-    def __init__(self, started: _Optional[_Union[SessionStarted, _Mapping]] = ..., packet: _Optional[_Union[OutputPacket, _Mapping]] = ..., stats: _Optional[_Union[SessionStats, _Mapping]] = ...) -> None: ...
+    error: StreamError
+    def __init__(self, started: _Optional[_Union[SessionStarted, _Mapping]] = ..., packet: _Optional[_Union[OutputPacket, _Mapping]] = ..., stats: _Optional[_Union[SessionStats, _Mapping]] = ..., error: _Optional[_Union[StreamError, _Mapping]] = ...) -> None: ...
 
 class GetCapabilitiesRequest(_message.Message):
     __slots__ = ()
