@@ -16,12 +16,3 @@ class Vision(Protocol):
 
     def close(self) -> None: ...
 
-
-class NoVision:
-    """Finds nothing: used when no effect needs faces and the client asked for none."""
-
-    def process(self, frame: Frame) -> list[Face]:
-        return []
-
-    def close(self) -> None:
-        pass

@@ -15,6 +15,8 @@ from .tracking import OneEuro, Track
 # CPU provider (its Q/DQ INT8 models are slower there; they are meant for TensorRT).
 CPU_DEFAULT_PRECISION = "fp32"
 MESH_MIN_SCORE = 0.5          # face flag under this: the tracked face is lost
+DET_ONLY_MIN_SCORE = 0.6     # a detection the mesh does not confirm is reported above this
+KEEP_LOST = 30               # frames a lost face's ID is kept for when it comes back
 SAME_FACE_IOU = 0.4           # a detection overlapping a track this much is that track's face
 
 
@@ -30,7 +32,7 @@ class CpuVision:
     """
 
     def __init__(self, max_faces: int = 4, detect_every: int = 10, with_landmarks: bool = True,
-                 detector: str = "short", precision: str = CPU_DEFAULT_PRECISION, threads: int = 1,
+                 detector: str = "full", precision: str = CPU_DEFAULT_PRECISION, threads: int = 1,
                  smoothing: bool = True, fps: float = 30.0, min_score: float = 0.5,
                  store: ModelStore | None = None, min_cutoff: float = 1.0, beta: float = 20.0):
         if detector not in ("short", "full"):
@@ -51,6 +53,8 @@ class CpuVision:
         self._tracks: list[Track] = []
         self._next_id = 1
         self._since_detect = 0
+        self._lost: list[tuple[Track, int]] = []
+        self._frame_no = 0
         self.stats = {"detector_runs": 0, "mesh_runs": 0}
 
     # ------------------------------------------------------------------ model calls
@@ -87,6 +91,7 @@ class CpuVision:
             return False
         track.score, track.raw, track.age = score, lm, track.age + 1
         track.roi = geo.roi_from_landmarks(lm)
+        track.box = geo.box_from_landmarks(lm)
         return True
 
     def process(self, frame: Frame) -> list[Face]:
@@ -94,54 +99,96 @@ class CpuVision:
             return self._process_detect_only(frame)
         detected = False
         dets: list = []
-        if not self._tracks or self._since_detect >= self.detect_every - 1:
+        if (not self._tracks or self._since_detect >= self.detect_every - 1
+                or any(t.raw is None for t in self._tracks)):
             dets, detected = self.detect(frame), True
         else:
             self._since_detect += 1
-        kept = [t for t in self._tracks if self._update_mesh(frame, t)]
-        lost = len(kept) < len(self._tracks)
-        self._tracks = kept
+        alive = [t for t in self._tracks if t.raw is not None and self._update_mesh(frame, t)]
+        lost = [t for t in self._tracks if t not in alive] + self._recent_lost()
         if lost and not detected:
             dets, detected = self.detect(frame), True
         if detected:
             self._since_detect = 0
-            for box, kp, _ in dets:
-                if len(self._tracks) >= self.max_faces:
+            for box, kp, score in dets:
+                if len(alive) >= self.max_faces:
                     break
-                if any(geo.box_iou(box, geo.box_from_landmarks(t.raw)) > SAME_FACE_IOU for t in self._tracks):
+                if any(geo.box_iou(box, t.box) > SAME_FACE_IOU for t in alive):
                     continue
-                t = self._new_track(geo.roi_from_detection(box, kp))
-                if self._update_mesh(frame, t):
-                    self._tracks.append(t)
+                # a face seen before keeps its ID
+                prev = max(lost, key=lambda t: geo.box_iou(box, t.box), default=None)
+                if prev is not None and geo.box_iou(box, prev.box) > 0.3:
+                    t = prev
+                    lost.remove(prev)
+                    self._lost = [(o, n) for o, n in self._lost if o is not prev]
+                else:
+                    t = self._new_track(geo.roi_from_detection(box, kp))
+                t.roi = geo.roi_from_detection(box, kp)
+                if not self._update_mesh(frame, t):
+                    if score < DET_ONLY_MIN_SCORE:
+                        continue
+                    # the mesh does not confirm it (occluded, turned away): report the detection
+                    t.raw, t.box, t.keypoints, t.score = None, box, kp, score
+                    t.filt.reset()
+                alive.append(t)
+        self._remember(t for t in lost if t not in alive)
+        self._tracks = alive
         self._dedupe()
         return [self._face(t) for t in self._tracks]
 
+    def _recent_lost(self) -> list[Track]:
+        """Tracks lost within the last KEEP_LOST frames: a face found again near where one was
+        lost gets its ID back."""
+        self._frame_no += 1
+        self._lost = [(t, n) for t, n in self._lost if self._frame_no - n <= KEEP_LOST]
+        return [t for t, _ in self._lost]
+
+    def _remember(self, tracks) -> None:
+        ids = {t.id for t, _ in self._lost}
+        for t in tracks:
+            if t.id not in ids:
+                self._lost.append((t, self._frame_no))
+            else:
+                self._lost = [(o, self._frame_no if o.id == t.id and o is t else n) for o, n in self._lost]
+
     def _dedupe(self) -> None:
         out: list[Track] = []
-        for t in sorted(self._tracks, key=lambda t: t.id):
-            b = geo.box_from_landmarks(t.raw)
-            if all(geo.box_iou(b, geo.box_from_landmarks(o.raw)) <= 0.5 for o in out):
+        for t in sorted(self._tracks, key=lambda t: (t.raw is None, t.id)):
+            if all(geo.box_iou(t.box, o.box) <= 0.5 for o in out):
                 out.append(t)
-        self._tracks = out[: self.max_faces]
+        self._tracks = sorted(out, key=lambda t: t.id)[: self.max_faces]
 
     def _face(self, t: Track) -> Face:
+        if t.raw is None:
+            v = np.concatenate([t.box, t.keypoints.ravel()])
+            if self.smoothing:
+                v = t.box_filt(v, self.dt, scale=float(t.box[2] - t.box[0]))
+            return Face(id=t.id, box=v[:4].astype(np.float32), score=t.score,
+                        keypoints=v[4:].reshape(6, 2).astype(np.float32))
         lm = t.raw
         if self.smoothing:
             lm = t.filt(lm, self.dt, scale=t.roi.size / geo.ROI_SCALE)
-        return Face(id=t.id, box=geo.box_from_landmarks(lm), score=t.score,
-                    keypoints=geo.keypoints_from_landmarks(lm), landmarks=lm.astype(np.float32))
+        box = geo.box_from_landmarks(lm)
+        kps = geo.keypoints_from_landmarks(lm)
+        if self.smoothing:   # keeps the box filter warm for frames where only the detector sees it
+            t.box_filt(np.concatenate([box, kps.ravel()]), self.dt, scale=float(box[2] - box[0]))
+        return Face(id=t.id, box=box, score=t.score, keypoints=kps, landmarks=lm.astype(np.float32))
 
     def _process_detect_only(self, frame: Frame) -> list[Face]:
         dets = self.detect(frame)[: self.max_faces]
         tracks: list[Track] = []
+        candidates = self._tracks + self._recent_lost()
         for box, kp, score in dets:
-            prev = max(self._tracks, key=lambda t: geo.box_iou(box, t.box), default=None)
-            if prev is not None and geo.box_iou(box, prev.box) > SAME_FACE_IOU and prev not in tracks:
+            free = [t for t in candidates if t not in tracks]
+            prev = max(free, key=lambda t: geo.box_iou(box, t.box), default=None)
+            if prev is not None and geo.box_iou(box, prev.box) > 0.3:
                 t = prev
+                self._lost = [(o, n) for o, n in self._lost if o is not prev]
             else:
                 t = self._new_track(geo.Roi(0, 0, 0, 0))
             t.box, t.keypoints, t.score = box, kp, score
             tracks.append(t)
+        self._remember(t for t in self._tracks if t not in tracks)
         self._tracks = tracks
         faces = []
         for t in tracks:
@@ -154,6 +201,7 @@ class CpuVision:
 
     def reset(self) -> None:
         self._tracks = []
+        self._lost = []
         self._since_detect = 0
 
     def close(self) -> None:

