@@ -11,7 +11,9 @@ from functools import lru_cache
 from .codec import cpu as cpu_codec
 from .codec.base import Codec, Decoder, Encoder, EncoderSettings
 from .effects.base import Effects
-from .vision.base import NoVision, Vision
+from .effects.cpu import CpuEffects
+from .vision.base import Vision
+from .vision.cpu import CPU_DEFAULT_PRECISION, CpuVision
 
 
 @dataclass(frozen=True)
@@ -60,7 +62,7 @@ class CpuBackend:
         reason = "cpu backend"
         return [
             Placement("decode", "cpu", "pyav/ffmpeg", reason),
-            Placement("vision", "cpu", "onnxruntime", reason),
+            Placement("vision", "cpu", f"onnxruntime ({CPU_DEFAULT_PRECISION} models)", reason),
             Placement("effects", "cpu", "numpy/opencv", reason),
             Placement("encode", "cpu", "pyav/ffmpeg (libx264, libx265, mjpeg)", reason),
         ]
@@ -71,13 +73,11 @@ class CpuBackend:
     def encoder(self, settings: EncoderSettings) -> Encoder:
         return cpu_codec.make_encoder(settings)
 
-    def vision(self, max_faces: int) -> Vision:
-        return NoVision()
+    def vision(self, max_faces: int, fps: float) -> Vision:
+        return CpuVision(max_faces=max_faces, fps=fps)
 
     def effects(self) -> Effects:
-        from .effects.base import PassThroughEffects
-
-        return PassThroughEffects()
+        return CpuEffects()
 
 
 def resolve(requested: str) -> CpuBackend:

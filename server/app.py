@@ -10,6 +10,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from facestream.engines.models.store import default_store
 from facestream.proto import pb, rpc
 
 from .config import ServerConfig
@@ -48,7 +49,14 @@ class FaceStreamServer:
             raise OSError(f"could not listen on {config.address}")
 
     async def start(self) -> None:
+        """Listens at once (health says NOT_SERVING), then verifies and warms up the models."""
+        for name in ("", SERVICE_NAME):
+            await self.health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
         await self.grpc.start()
+        log.info("listening on %s:%d; loading models", self.config.host, self.port)
+        store = default_store()
+        await asyncio.get_running_loop().run_in_executor(self.executor, store.load)
+        self.service.ready = True
         for name in ("", SERVICE_NAME):
             await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
         log.info("serving on %s:%d", self.config.host, self.port)

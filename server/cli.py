@@ -6,6 +6,9 @@ import asyncio
 import logging
 import sys
 
+from facestream.engines.models import cli as models_cli
+from facestream.engines.models.store import ModelError
+
 from . import config as server_config
 from .app import serve
 
@@ -15,7 +18,7 @@ def _serve(args: argparse.Namespace) -> int:
     logging.basicConfig(level=cfg.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         asyncio.run(serve(cfg))
-    except OSError as exc:
+    except (OSError, ModelError) as exc:
         print(f"facestream: {exc}", file=sys.stderr)
         return 1
     return 0
@@ -27,6 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve_parser = sub.add_parser("serve", help="run the gRPC server")
     server_config.add_arguments(serve_parser)
     serve_parser.set_defaults(func=_serve)
+    models_cli.add_parser(sub)
     return parser
 
 

@@ -31,6 +31,8 @@ class FaceStreamService(rpc.FaceStreamServicer):
         self.config = config
         self.executor = executor
         self.sessions: dict[str, Session] = {}
+        # Set once the models are verified and warmed up; until then sessions get UNAVAILABLE.
+        self.ready = False
 
     async def Process(self, request_iterator, context: grpc.aio.ServicerContext):
         requests = request_iterator.__aiter__()
@@ -66,6 +68,10 @@ class FaceStreamService(rpc.FaceStreamServicer):
                 grpc.StatusCode.INVALID_ARGUMENT,
                 f"the first message must be a SessionConfig (got {first.WhichOneof('msg') or 'an empty request'}); "
                 "send config first, then packets",
+            )
+        if not self.ready:
+            raise SessionError(
+                grpc.StatusCode.UNAVAILABLE, "the server is still loading its models; retry in a few seconds"
             )
         if len(self.sessions) >= self.config.max_sessions:
             raise SessionError(

@@ -72,7 +72,7 @@ class Session:
         self.started = time.monotonic()
         self._front = FrontEnd(
             backend.decoder(plan.input_codec, plan.width, plan.height),
-            backend.vision(server.max_faces),
+            backend.vision(server.max_faces, plan.encoder.frame_rate[0] / plan.encoder.frame_rate[1]),
             backend.effects(),
             plan.effects,
             plan.return_faces,

@@ -120,3 +120,50 @@ async def test_capabilities(server):
     assert cpu.available
     assert caps.default_backend == pb.BACKEND_CPU
     assert caps.limits.max_width == 1920
+
+
+async def test_faces_reported_across_the_clip(server):
+    frames = []
+    async with FaceStreamClient(target(server)) as client:
+        result = await client.process(str(CLIP), return_landmarks=True, on_frame=frames.append)
+    with_face = [f for f in frames if f.packet.faces]
+    assert len(with_face) >= 226, f"a face in only {len(with_face)} of {CLIP_FRAMES} frames"
+    face = with_face[0].packet.faces[0]
+    assert len(face.keypoints) == 12 and len(face.landmarks) == 468 * 3
+    assert 0 < face.box.x < 640 and 0 < face.box.y < 360 and face.box.width > 20
+    # While the face is tracked from frame to frame, its ID stays the same.
+    pairs = [(a.packet.faces[0].id, b.packet.faces[0].id) for a, b in zip(frames, frames[1:])
+             if len(a.packet.faces) == len(b.packet.faces) == 1]
+    assert sum(x == y for x, y in pairs) >= 0.9 * len(pairs)
+    assert result.stats.faces_detected == sum(len(f.packet.faces) for f in frames)
+
+
+async def test_effects_update_mid_stream_applies_from_next_frame(server):
+    """Lossless NV12 output: before the update frames are bit-identical to the input, after it faces change."""
+    switch_at = 100
+    frames = []
+    async with FaceStreamClient(target(server)) as client:
+        await client.process(
+            str(CLIP), output_codec=pb.CODEC_RAW_NV12, return_landmarks=True, on_frame=frames.append,
+            effect_updates={switch_at: {"smooth": 1.0, "lips": 1.0}},
+        )
+    reference = [nv12(f) for f in decode_file(CLIP)]
+    assert len(frames) == CLIP_FRAMES
+    changed_with_face = 0
+    for i, fr in enumerate(frames):
+        out = np.frombuffer(fr.packet.data, np.uint8).reshape(reference[i].shape)
+        if i < switch_at:
+            assert fr.packet.effects_version == 0
+            assert np.array_equal(out, reference[i]), f"frame {i} changed before the update"
+        else:
+            assert fr.packet.effects_version == 1
+            if fr.packet.faces:
+                diff = np.argwhere(out != reference[i])
+                assert diff.size, f"frame {i} has a face but did not change"
+                # Only pixels around the faces' meshes (plus the feathering) change.
+                ys = np.concatenate([np.asarray(f.landmarks).reshape(-1, 3)[:, 1] for f in fr.packet.faces])
+                margin = 0.3 * (ys.max() - ys.min())
+                rows = diff[:, 0][diff[:, 0] < 360]
+                assert ys.min() - margin <= rows.min() and rows.max() <= ys.max() + margin
+                changed_with_face += 1
+    assert changed_with_face > 100

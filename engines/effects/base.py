@@ -42,9 +42,3 @@ class Effects(Protocol):
         """Modify `frame` in place according to `settings`."""
         ...
 
-
-class PassThroughEffects:
-    """Leaves frames untouched."""
-
-    def apply(self, frame: Frame, faces: list[Face], settings: EffectSettings) -> None:
-        pass
