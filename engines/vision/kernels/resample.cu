@@ -1,15 +1,17 @@
 // Model inputs cut straight from NV12, as engines/vision/resample.py (InputMaker) makes them:
-// one resample per plane into an 8-bit YUV value (rounded to nearest, as OpenCV's uint8 output),
-// then YUV -> normalised RGB with the 3x4 matrix `mat` (rgb_c = mat[c,0] Y + mat[c,1] U + mat[c,2] V
-// + mat[c,3]), written as planar CHW float32 into `out` (one batch slot, 3 * size * size floats).
+// the crop is made in NV12 (luma size x size, chroma size/2 x size/2), each plane resampled once
+// into 8-bit samples (rounded to nearest, as OpenCV's uint8 output), then converted to RGB with
+// OpenCV's fixed-point BT.601 limited-range NV12 -> RGB (cv2.COLOR_YUV2RGB_NV12), then scaled
+// into the model's planar CHW float32 input: x = rgb * k + offset.
 //
-// letterbox: the frame scaled by (nw / W, nh / H) into the nw x nh box at (px, py); the rest is
-//   black (16, 128, 128). Downscaling integrates pixel areas (cv2.INTER_AREA); upscaling is
-//   bilinear with half-pixel centres (cv2.INTER_LINEAR). Chroma is resampled from the half
-//   resolution plane straight to the box size.
-// affine: out pixel (u, v) samples the frame at M (u, v, 1) (luma, pixel-index coordinates) and at
-//   Mc (u, v, 1) on the chroma plane, bilinear, outside the plane black (cv2.warpAffine with
-//   WARP_INVERSE_MAP and BORDER_CONSTANT).
+// letterbox_nv12: the frame scaled into the nw x nh box at (px, py) (even), chroma into the
+//   (nw + 1) / 2 x (nh + 1) / 2 box at (px / 2, py / 2); the rest black (16, 128, 128).
+//   Downscaling integrates pixel areas (cv2.INTER_AREA), upscaling is bilinear with half-pixel
+//   centres (cv2.INTER_LINEAR).
+// affine_nv12: crop pixel (u, v) samples the luma plane at M (u, v, 1) and crop chroma pixel
+//   (u, v) the chroma plane at Mc (u, v, 1) (pixel-index coordinates), bilinear, black outside
+//   (cv2.warpAffine with WARP_INVERSE_MAP and BORDER_CONSTANT).
+// nv12_to_input: the conversion to the model input.
 
 __device__ __forceinline__ float round_u8(float v) { return fminf(fmaxf(rintf(v), 0.f), 255.f); }
 
@@ -59,65 +61,88 @@ __device__ float bilinear(const unsigned char* plane, long long pitch, int step,
     return (1.f - fy) * ((1.f - fx) * v[0] + fx * v[1]) + fy * ((1.f - fx) * v[2] + fx * v[3]);
 }
 
-__device__ __forceinline__ void write_rgb(float* out, const float* mat, int size, int u, int v, float Y, float U, float V) {
-    long long plane = (long long)size * size;
-    long long i = (long long)v * size + u;
-    for (int c = 0; c < 3; ++c)
-        out[c * plane + i] = mat[4 * c] * Y + mat[4 * c + 1] * U + mat[4 * c + 2] * V + mat[4 * c + 3];
-}
-
-extern "C" __global__ void letterbox(const unsigned char* __restrict__ y, long long ypitch,
-                                     const unsigned char* __restrict__ uv, long long uvpitch,
-                                     int W, int H, int size, int nw, int nh, int px, int py,
-                                     const float* __restrict__ mat, float* __restrict__ out) {
+extern "C" __global__ void letterbox_nv12(const unsigned char* __restrict__ y, long long ypitch,
+                                          const unsigned char* __restrict__ uv, long long uvpitch,
+                                          int W, int H, int size, int nw, int nh, int px, int py, int down,
+                                          unsigned char* __restrict__ cy, unsigned char* __restrict__ cuv) {
     int u = blockIdx.x * blockDim.x + threadIdx.x;
     int v = blockIdx.y * blockDim.y + threadIdx.y;
     if (u >= size || v >= size) return;
-    float Y = 16.f, U = 128.f, V = 128.f;
+    // luma
+    float Y = 16.f;
     int bx = u - px, by = v - py;
     if (bx >= 0 && by >= 0 && bx < nw && by < nh) {
-        int cw = W / 2, ch = H / 2;
-        bool down = (double)nw / W < 1.0 || (double)nh / H < 1.0;
-        if (down) {
-            double sx = (double)W / nw, sy = (double)H / nh;
+        double sx = (double)W / nw, sy = (double)H / nh;
+        if (down)
             Y = round_u8(area_sample(y, ypitch, 1, 0, W, H, bx * sx, fmin((bx + 1) * sx, (double)W),
                                      by * sy, fmin((by + 1) * sy, (double)H)));
-            double cx = (double)cw / nw, cy = (double)ch / nh;
-            if (cx >= 1.0 && cy >= 1.0) {
-                double ax0 = bx * cx, ax1 = fmin((bx + 1) * cx, (double)cw);
-                double ay0 = by * cy, ay1 = fmin((by + 1) * cy, (double)ch);
-                U = round_u8(area_sample(uv, uvpitch, 2, 0, cw, ch, ax0, ax1, ay0, ay1));
-                V = round_u8(area_sample(uv, uvpitch, 2, 1, cw, ch, ax0, ax1, ay0, ay1));
-            } else {
-                float sxc = (bx + 0.5f) * (float)cx - 0.5f, syc = (by + 0.5f) * (float)cy - 0.5f;
-                U = round_u8(bilinear(uv, uvpitch, 2, 0, cw, ch, sxc, syc, 1, 0.f));
-                V = round_u8(bilinear(uv, uvpitch, 2, 1, cw, ch, sxc, syc, 1, 0.f));
-            }
+        else
+            Y = round_u8(bilinear(y, ypitch, 1, 0, W, H, (float)((bx + 0.5) * sx - 0.5), (float)((by + 0.5) * sy - 0.5), 1, 0.f));
+    }
+    cy[(long long)v * size + u] = (unsigned char)Y;
+    // chroma (one thread per chroma sample)
+    int half = size / 2;
+    if (u >= half || v >= half) return;
+    int cw = (nw + 1) / 2, chh = (nh + 1) / 2;
+    int pw = W / 2, ph = H / 2;
+    float U = 128.f, V = 128.f;
+    int cx = u - px / 2, cyy = v - py / 2;
+    if (cx >= 0 && cyy >= 0 && cx < cw && cyy < chh) {
+        double sx = (double)pw / cw, sy = (double)ph / chh;
+        if (down) {
+            double ax0 = cx * sx, ax1 = fmin((cx + 1) * sx, (double)pw);
+            double ay0 = cyy * sy, ay1 = fmin((cyy + 1) * sy, (double)ph);
+            U = round_u8(area_sample(uv, uvpitch, 2, 0, pw, ph, ax0, ax1, ay0, ay1));
+            V = round_u8(area_sample(uv, uvpitch, 2, 1, pw, ph, ax0, ax1, ay0, ay1));
         } else {
-            float sx = (bx + 0.5f) * (float)W / nw - 0.5f, sy = (by + 0.5f) * (float)H / nh - 0.5f;
-            Y = round_u8(bilinear(y, ypitch, 1, 0, W, H, sx, sy, 1, 0.f));
-            float sxc = (bx + 0.5f) * (float)cw / nw - 0.5f, syc = (by + 0.5f) * (float)ch / nh - 0.5f;
-            U = round_u8(bilinear(uv, uvpitch, 2, 0, cw, ch, sxc, syc, 1, 0.f));
-            V = round_u8(bilinear(uv, uvpitch, 2, 1, cw, ch, sxc, syc, 1, 0.f));
+            float fx = (float)((cx + 0.5) * sx - 0.5), fy = (float)((cyy + 0.5) * sy - 0.5);
+            U = round_u8(bilinear(uv, uvpitch, 2, 0, pw, ph, fx, fy, 1, 0.f));
+            V = round_u8(bilinear(uv, uvpitch, 2, 1, pw, ph, fx, fy, 1, 0.f));
         }
     }
-    write_rgb(out, mat, size, u, v, Y, U, V);
+    cuv[((long long)v * half + u) * 2] = (unsigned char)U;
+    cuv[((long long)v * half + u) * 2 + 1] = (unsigned char)V;
 }
 
-// m: luma affine (2x3, row-major, pixel-index coordinates); mc: the same for the chroma plane.
-extern "C" __global__ void affine(const unsigned char* __restrict__ y, long long ypitch,
-                                  const unsigned char* __restrict__ uv, long long uvpitch,
-                                  int W, int H, int size,
-                                  double m0, double m1, double m2, double m3, double m4, double m5,
-                                  double c0, double c1, double c2, double c3, double c4, double c5,
-                                  const float* __restrict__ mat, float* __restrict__ out) {
+// m: luma map (2x3, row-major), mc: chroma map, both from crop pixel indices to plane pixel indices.
+extern "C" __global__ void affine_nv12(const unsigned char* __restrict__ y, long long ypitch,
+                                       const unsigned char* __restrict__ uv, long long uvpitch,
+                                       int W, int H, int size,
+                                       double m0, double m1, double m2, double m3, double m4, double m5,
+                                       double c0, double c1, double c2, double c3, double c4, double c5,
+                                       unsigned char* __restrict__ cy, unsigned char* __restrict__ cuv) {
     int u = blockIdx.x * blockDim.x + threadIdx.x;
     int v = blockIdx.y * blockDim.y + threadIdx.y;
     if (u >= size || v >= size) return;
     float sx = (float)(m0 * u + m1 * v + m2), sy = (float)(m3 * u + m4 * v + m5);
-    float Y = round_u8(bilinear(y, ypitch, 1, 0, W, H, sx, sy, 0, 16.f));
-    float cx = (float)(c0 * u + c1 * v + c2), cy = (float)(c3 * u + c4 * v + c5);
-    float U = round_u8(bilinear(uv, uvpitch, 2, 0, W / 2, H / 2, cx, cy, 0, 128.f));
-    float V = round_u8(bilinear(uv, uvpitch, 2, 1, W / 2, H / 2, cx, cy, 0, 128.f));
-    write_rgb(out, mat, size, u, v, Y, U, V);
+    cy[(long long)v * size + u] = (unsigned char)round_u8(bilinear(y, ypitch, 1, 0, W, H, sx, sy, 0, 16.f));
+    int half = size / 2;
+    if (u >= half || v >= half) return;
+    float cx = (float)(c0 * u + c1 * v + c2), cyy = (float)(c3 * u + c4 * v + c5);
+    cuv[((long long)v * half + u) * 2] = (unsigned char)round_u8(bilinear(uv, uvpitch, 2, 0, W / 2, H / 2, cx, cyy, 0, 128.f));
+    cuv[((long long)v * half + u) * 2 + 1] = (unsigned char)round_u8(bilinear(uv, uvpitch, 2, 1, W / 2, H / 2, cx, cyy, 0, 128.f));
+}
+
+// OpenCV's YUV420 -> RGB (color_yuv: ITUR_BT_601_* coefficients, 20-bit fixed point).
+extern "C" __global__ void nv12_to_input(const unsigned char* __restrict__ cy, const unsigned char* __restrict__ cuv,
+                                         int size, float k, float offset, float* __restrict__ out) {
+    int u = blockIdx.x * blockDim.x + threadIdx.x;
+    int v = blockIdx.y * blockDim.y + threadIdx.y;
+    if (u >= size || v >= size) return;
+    const int CY = 1220542, CUB = 2116026, CUG = -409993, CVG = -852492, CVR = 1673527, SHIFT = 20;
+    int half = size / 2;
+    int Y = (int)cy[(long long)v * size + u];
+    long long ci = ((long long)(v >> 1) * half + (u >> 1)) * 2;
+    int U = (int)cuv[ci] - 128, V = (int)cuv[ci + 1] - 128;
+    int yy = max(0, Y - 16) * CY;
+    int ruv = (1 << (SHIFT - 1)) + CVR * V;
+    int guv = (1 << (SHIFT - 1)) + CVG * V + CUG * U;
+    int buv = (1 << (SHIFT - 1)) + CUB * U;
+    int r = min(255, max(0, (yy + ruv) >> SHIFT));
+    int g = min(255, max(0, (yy + guv) >> SHIFT));
+    int b = min(255, max(0, (yy + buv) >> SHIFT));
+    long long plane = (long long)size * size, i = (long long)v * size + u;
+    out[i] = (float)r * k + offset;
+    out[plane + i] = (float)g * k + offset;
+    out[2 * plane + i] = (float)b * k + offset;
 }
