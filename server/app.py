@@ -1,75 +1,155 @@
-"""Builds and runs the grpc.aio server with its standard companions (health, reflection)."""
+"""Builds and runs the grpc.aio server with its companions: health, optional reflection, metrics, auth."""
 from __future__ import annotations
 
 import asyncio
 import logging
 import signal
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from facestream.engines.models.store import default_store
-from facestream.proto import pb, rpc
 
+from .auth import AuthInterceptor, Authenticator
 from .config import ServerConfig
-from .service import FaceStreamService
+from .metrics import Metrics
+from .service import SERVICE_NAME, FaceStreamService, add_to_server
 
 log = logging.getLogger("facestream.server")
 
-SERVICE_NAME = pb.DESCRIPTOR.services_by_name["FaceStream"].full_name
+HEALTH_SERVICE = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name
 # Room for the protobuf framing around the largest packet the server accepts.
 _MESSAGE_OVERHEAD = 64 << 10
+# After the drain, how long the transport waits for calls still finishing (error drains, writes).
+_STOP_GRACE = 2.0
+
+
+def _ms(seconds: float) -> int:
+    return int(seconds * 1000)
+
+
+def grpc_options(config: ServerConfig) -> list[tuple[str, int]]:
+    """Message size limits and connection management (keepalive, connection age) for long streams."""
+    max_msg = config.max_packet_bytes + _MESSAGE_OVERHEAD
+    opts = [
+        ("grpc.max_receive_message_length", max_msg),
+        ("grpc.max_send_message_length", max(max_msg, config.max_width * config.max_height * 2)),
+        ("grpc.http2.min_recv_ping_interval_without_data_ms", _ms(config.min_client_ping_seconds)),
+        ("grpc.http2.max_ping_strikes", 2),
+        ("grpc.keepalive_permit_without_calls", 1),
+    ]
+    if config.keepalive_seconds > 0:
+        opts += [
+            ("grpc.keepalive_time_ms", _ms(config.keepalive_seconds)),
+            ("grpc.keepalive_timeout_ms", _ms(config.keepalive_timeout_seconds)),
+        ]
+    if config.max_connection_idle_seconds > 0:
+        opts.append(("grpc.max_connection_idle_ms", _ms(config.max_connection_idle_seconds)))
+    if config.max_connection_age_seconds > 0:
+        grace = config.max_connection_age_grace_seconds or config.max_session_seconds
+        opts.append(("grpc.max_connection_age_ms", _ms(config.max_connection_age_seconds)))
+        if grace > 0:
+            opts.append(("grpc.max_connection_age_grace_ms", _ms(grace)))
+    return opts
+
+
+def server_credentials(config: ServerConfig) -> grpc.ServerCredentials | None:
+    """TLS from --tls-cert-file/--tls-key-file; mTLS when --tls-client-ca-file is set too."""
+    if not (config.tls_cert_file or config.tls_key_file):
+        if config.tls_client_ca_file:
+            raise ValueError("--tls-client-ca-file needs --tls-cert-file and --tls-key-file")
+        return None
+    if not (config.tls_cert_file and config.tls_key_file):
+        raise ValueError("TLS needs both --tls-cert-file and --tls-key-file")
+    cert, key = Path(config.tls_cert_file).read_bytes(), Path(config.tls_key_file).read_bytes()
+    ca = Path(config.tls_client_ca_file).read_bytes() if config.tls_client_ca_file else None
+    return grpc.ssl_server_credentials([(key, cert)], root_certificates=ca, require_client_auth=ca is not None)
 
 
 class FaceStreamServer:
-    """A running server; `port` is the bound port (useful with port 0)."""
+    """A running server; `port` is the bound port (useful with port 0), `metrics_port` likewise."""
 
     def __init__(self, config: ServerConfig) -> None:
         self.config = config
         self.executor = ThreadPoolExecutor(config.worker_threads, thread_name_prefix="facestream-stage")
-        max_msg = config.max_packet_bytes + _MESSAGE_OVERHEAD
-        self.grpc = grpc.aio.server(
-            options=[
-                ("grpc.max_receive_message_length", max_msg),
-                ("grpc.max_send_message_length", max(max_msg, config.max_width * config.max_height * 2)),
-            ]
-        )
-        self.service = FaceStreamService(config, self.executor)
-        rpc.add_FaceStreamServicer_to_server(self.service, self.grpc)
+        self.metrics = Metrics()
+        try:
+            self.auth = Authenticator(config)
+            credentials = server_credentials(config)
+        except (OSError, ValueError) as exc:
+            raise ConfigurationError(str(exc)) from None
+        interceptors = []
+        if self.auth.enabled:
+            interceptors.append(AuthInterceptor(self.auth, (SERVICE_NAME,), self.metrics))
+        self.grpc = grpc.aio.server(options=grpc_options(config), interceptors=interceptors)
+        self.service = FaceStreamService(config, self.executor, self.metrics)
+        self.metrics.watch_queues(self.service.queue_depths)
+        add_to_server(self.service, self.grpc)
         self.health = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.grpc)
-        reflection.enable_server_reflection(
-            (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME),
-            self.grpc,
-        )
-        self.port = self.grpc.add_insecure_port(config.address)
+        if config.reflection:
+            reflection.enable_server_reflection((SERVICE_NAME, HEALTH_SERVICE, reflection.SERVICE_NAME), self.grpc)
+        if credentials is None:
+            self.port = self.grpc.add_insecure_port(config.address)
+        else:
+            self.port = self.grpc.add_secure_port(config.address, credentials)
         if self.port == 0:
             raise OSError(f"could not listen on {config.address}")
+        self.metrics_port = 0
+        self._stopped = False
+
+    async def _set_health(self, status) -> None:
+        for name in ("", SERVICE_NAME):
+            await self.health.set(name, status)
 
     async def start(self) -> None:
         """Listens at once (health says NOT_SERVING), then verifies and warms up the models."""
-        for name in ("", SERVICE_NAME):
-            await self.health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+        await self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
+        if self.config.metrics_port:
+            self.metrics_port = self.metrics.serve(self.config.metrics_host or self.config.host,
+                                                   self.config.metrics_port)
         await self.grpc.start()
-        log.info("listening on %s:%d; loading models", self.config.host, self.port)
+        log.info("listening on %s:%d (%s, auth %s, reflection %s); loading models", self.config.host, self.port,
+                 "TLS" if self.config.tls_cert_file else "plaintext", "on" if self.auth.enabled else "off",
+                 "on" if self.config.reflection else "off")
         store = default_store()
         await asyncio.get_running_loop().run_in_executor(self.executor, store.load)
         self.service.ready = True
-        for name in ("", SERVICE_NAME):
-            await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        self.metrics.model_ready.set(1)
+        await self._set_health(health_pb2.HealthCheckResponse.SERVING)
         log.info("serving on %s:%d", self.config.host, self.port)
 
+    async def drain(self, grace: float) -> bool:
+        """NOT_SERVING, new sessions get UNAVAILABLE, running ones get up to `grace` seconds to
+        finish; returns whether all finished in time."""
+        self.service.draining = True
+        self.metrics.draining.set(1)
+        await self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
+        try:
+            await asyncio.wait_for(self.service.idle.wait(), grace)
+            return True
+        except asyncio.TimeoutError:
+            return False
+
     async def stop(self, grace: float | None = None) -> None:
-        for name in ("", SERVICE_NAME):
-            await self.health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+        if self._stopped:
+            return
+        self._stopped = True
+        await self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
         await self.grpc.stop(grace)
+        self.metrics.stop()
         self.executor.shutdown(wait=False, cancel_futures=True)
 
 
+class ConfigurationError(Exception):
+    """A setting the server cannot start with (bad key file, missing certificate, ...)."""
+
+
 async def serve(config: ServerConfig) -> None:
-    """Runs until SIGINT or SIGTERM, then lets running sessions finish within the grace period."""
+    """Runs until SIGINT or SIGTERM, then drains: running sessions get the grace period to finish."""
     server = FaceStreamServer(config)
     await server.start()
     stop = asyncio.Event()
@@ -77,5 +157,11 @@ async def serve(config: ServerConfig) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
-    log.info("stopping: letting %d sessions finish (grace %.0f s)", len(server.service.sessions), config.grace_seconds)
-    await server.stop(config.grace_seconds)
+    n = len(server.service.sessions)
+    log.info("draining: %d sessions running, grace %.0f s; new sessions get UNAVAILABLE", n, config.grace_seconds)
+    finished = await server.drain(config.grace_seconds)
+    if not finished:
+        log.warning("grace period over with %d sessions still running; cancelling them",
+                    len(server.service.sessions))
+    await server.stop(_STOP_GRACE if finished else 0)
+    log.info("stopped")

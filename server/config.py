@@ -26,7 +26,66 @@ class ServerConfig:
         default=2.0, metadata={"help": "after an error, how long a client may keep sending before the stream is closed"}
     )
     grace_seconds: float = field(default=30.0, metadata={"help": "how long running sessions may finish on SIGTERM"})
+    max_fps: float = field(
+        default=120.0, metadata={"help": "highest input frame rate (declared in the config or measured from pts); 0: no limit"}
+    )
+    max_session_seconds: float = field(
+        default=4 * 3600.0, metadata={"help": "longest a session may run before RESOURCE_EXHAUSTED; 0: no limit"}
+    )
+    realtime_latency_ms: float = field(
+        default=200.0,
+        metadata={"help": "real-time policy: a frame older than this when vision would start is passed through "
+                          "unprocessed; one older than twice this when it reaches the encoder is dropped"},
+    )
+    # Connection management (long streams behind a load balancer).
+    keepalive_seconds: float = field(
+        default=60.0, metadata={"help": "send an HTTP/2 ping after this long without activity on a connection; 0: never"}
+    )
+    keepalive_timeout_seconds: float = field(
+        default=20.0, metadata={"help": "close a connection whose keepalive ping is not answered within this"}
+    )
+    min_client_ping_seconds: float = field(
+        default=10.0, metadata={"help": "shortest interval between client keepalive pings the server accepts"}
+    )
+    max_connection_idle_seconds: float = field(
+        default=0.0, metadata={"help": "close connections idle (no RPCs) for this long; 0: never"}
+    )
+    max_connection_age_seconds: float = field(
+        default=0.0,
+        metadata={"help": "ask clients to reconnect (GOAWAY) after a connection is this old, so load balancers can "
+                          "rebalance; running streams continue for the grace period; 0: never"},
+    )
+    max_connection_age_grace_seconds: float = field(
+        default=0.0,
+        metadata={"help": "how long streams may continue after max-connection-age (0: the session length limit)"},
+    )
+    # Security.
+    api_keys_file: str = field(
+        default="", metadata={"help": "file of API keys, one 'NAME sha256:HEX [MAX_SESSIONS]' per line "
+                                      "(see `facestream keys`); enables authentication"}
+    )
+    api_keys: str = field(
+        default="", metadata={"help": "API keys inline, entries 'NAME:sha256:HEX[:MAX_SESSIONS]' separated by commas"}
+    )
+    jwt_secret: str = field(default="", metadata={"help": "accept HS256 JWTs signed with this secret"})
+    jwt_public_key_file: str = field(default="", metadata={"help": "accept RS256 JWTs verified with this PEM public key"})
+    jwt_audience: str = field(default="facestream", metadata={"help": "required JWT audience (aud)"})
+    jwt_issuer: str = field(default="", metadata={"help": "required JWT issuer (iss); empty: any"})
+    max_sessions_per_key: int = field(
+        default=0, metadata={"help": "concurrent sessions per API key or JWT subject (0: no quota)"}
+    )
+    tls_cert_file: str = field(default="", metadata={"help": "PEM certificate chain; with tls-key-file, serve TLS"})
+    tls_key_file: str = field(default="", metadata={"help": "PEM private key of the certificate"})
+    tls_client_ca_file: str = field(
+        default="", metadata={"help": "PEM CA bundle; when set, clients must present a certificate it signed (mTLS)"}
+    )
+    # Observability.
+    reflection: bool = field(default=False, metadata={"help": "enable gRPC server reflection (for grpcurl)"})
+    metrics_port: int = field(default=0, metadata={"help": "serve Prometheus metrics on this HTTP port (0: off)"})
+    metrics_host: str = field(default="", metadata={"help": "address of the metrics endpoint (empty: same as host)"})
     log_level: str = field(default="INFO", metadata={"help": "DEBUG, INFO, WARNING or ERROR"})
+    log_format: str = field(default="text", metadata={"help": "text or json (one object per line)",
+                                                      "choices": ("text", "json")})
 
     @property
     def address(self) -> str:

@@ -111,6 +111,12 @@ def session_plan(cfg: pb.SessionConfig, limits: ServerConfig) -> SessionPlan:
         raise ConfigError(f"unknown drop policy {cfg.drop_policy}; choose DROP_POLICY_LOSSLESS or DROP_POLICY_REALTIME")
     time_base = _rational(inp.time_base, (1, 90000), "config.input.time_base")
     frame_rate = _rational(inp.frame_rate, (30, 1), "config.input.frame_rate")
+    if limits.max_fps and frame_rate[0] / frame_rate[1] > limits.max_fps:
+        raise ConfigError(
+            f"config.input.frame_rate {frame_rate[0]}/{frame_rate[1]} ({frame_rate[0] / frame_rate[1]:g} fps) is over "
+            f"this server's limit of {limits.max_fps:g} fps; lower the frame rate before sending",
+            limit=True,
+        )
     return SessionPlan(
         input_codec=codec,
         width=inp.width,

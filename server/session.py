@@ -9,6 +9,7 @@ never on the event loop, so one session's work does not stall another's I/O.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import time
 import uuid
@@ -24,11 +25,17 @@ from facestream.engines.pipeline import BackEnd, FrameTooLarge, FrontEnd, Proces
 from facestream.proto import pb
 
 from .config import ServerConfig
+from .metrics import Metrics
 from .convert import ConfigError, SessionPlan, effect_settings, output_packet, timings_message
 
 log = logging.getLogger("facestream.session")
 
 _END = object()
+
+# Frames of pts history used to measure the input frame rate.
+_FPS_WINDOW = 30
+# Tolerance over max_fps for the measured rate (timestamps jitter).
+_FPS_SLACK = 1.1
 
 
 class SessionError(Exception):
@@ -61,10 +68,18 @@ class _Stats:
 
 class Session:
     def __init__(
-        self, plan: SessionPlan, backend: CpuBackend, server: ServerConfig, executor: Executor
+        self, plan: SessionPlan, backend: CpuBackend, server: ServerConfig, executor: Executor,
+        session_id: str | None = None, metrics: Metrics | None = None,
     ) -> None:
-        self.id = uuid.uuid4().hex[:12]
+        self.id = session_id or uuid.uuid4().hex[:12]
+        self.metrics = metrics
         self.plan = plan
+        tb = plan.encoder.time_base
+        self._seconds_per_tick = tb[0] / tb[1]
+        self._recent_pts: list[int] = []
+        # Real-time policy budgets, in seconds of frame age (since the packet arrived).
+        self._pass_budget = server.realtime_latency_ms / 1000.0
+        self._drop_budget = 2 * self._pass_budget
         self.backend = backend
         self.server = server
         self.executor = executor
@@ -97,7 +112,12 @@ class Session:
         )
 
     async def _call(self, fn, *args):
-        return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
+        # In a copy of this task's context, so that log records from the stage carry the session ID.
+        ctx = contextvars.copy_context()
+        return await asyncio.get_running_loop().run_in_executor(self.executor, ctx.run, fn, *args)
+
+    def queue_depths(self) -> dict[str, int]:
+        return {"in": self._in.qsize(), "mid": self._mid.qsize(), "out": self._out.qsize()}
 
     def _fail(self, exc: SessionError) -> None:
         """Marks the session failed (first failure wins) and unblocks a reader waiting on a full queue."""
@@ -146,7 +166,10 @@ class Session:
                     grpc.StatusCode.INVALID_ARGUMENT,
                     f"packet with pts {req.packet.pts} is empty; send one access unit per packet",
                 )
+            self._check_rate(req.packet.pts)
             self.stats.packets_in += 1
+            if self.metrics is not None:
+                self.metrics.packets_in.inc()
             await self._in.put(_Packet(req.packet.data, req.packet.pts, time.perf_counter()))
         elif kind == "effects_update":
             self.stats.updates += 1
@@ -157,6 +180,12 @@ class Session:
             await self._in.put(settings)
         elif kind == "end":
             await self._in.put(_END)
+        elif kind == "undecodable":
+            raise SessionError(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"message {self.stats.packets_in + self.stats.updates + 2} ({req.size} bytes) is not a valid "
+                f"ProcessRequest protobuf ({req.error}); check the client's serialization",
+            )
         elif kind == "config":
             raise SessionError(
                 grpc.StatusCode.INVALID_ARGUMENT,
@@ -165,8 +194,43 @@ class Session:
         else:
             raise SessionError(grpc.StatusCode.INVALID_ARGUMENT, "empty request; set one of packet, effects_update or end")
 
-    def _behind(self) -> bool:
-        return self.plan.realtime and self._in.qsize() >= max(1, self._in.maxsize - 1)
+    def _check_rate(self, pts: int) -> None:
+        """The frame rate measured from the last packets' timestamps must stay under max_fps."""
+        limit = self.server.max_fps
+        if not limit:
+            return
+        recent = self._recent_pts
+        recent.append(pts)
+        if len(recent) > _FPS_WINDOW:
+            del recent[0]
+        if len(recent) < _FPS_WINDOW:
+            return
+        span = (max(recent) - min(recent)) * self._seconds_per_tick
+        # Timestamps that do not advance carry no rate; only a positive span can be measured.
+        if span > 0 and (len(recent) - 1) / span > limit * _FPS_SLACK:
+            fps = (len(recent) - 1) / span
+            raise SessionError(
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                f"the input runs at {fps:.1f} frames per second (from the pts of the last {len(recent)} packets "
+                f"and time base {self.plan.encoder.time_base[0]}/{self.plan.encoder.time_base[1]}), over this "
+                f"server's limit of {limit:g}; lower the frame rate or fix the timestamps",
+            )
+
+    def _behind(self, arrived: float) -> bool:
+        """Real-time policy: skip vision and effects for a frame that is already late, or when
+        the input queue is about to fill (which would stop the reader)."""
+        if not self.plan.realtime:
+            return False
+        late = time.perf_counter() - arrived > self._pass_budget
+        return late or self._in.qsize() >= max(1, self._in.maxsize - 1)
+
+    def _too_late(self, pf: ProcessedFrame, arrived: float) -> bool:
+        """Real-time policy: a frame too old to be worth encoding is dropped before the encoder
+        (the decoder has already consumed its packet, so no reference is lost)."""
+        if not self.plan.realtime:
+            return False
+        late = time.perf_counter() - arrived > self._drop_budget
+        return late or (self._mid.qsize() >= self._mid.maxsize - 1 and not pf.processed)
 
     async def _run_front(self) -> None:
         while True:
@@ -178,8 +242,10 @@ class Session:
                 await self._mid.put(_END)
                 return
             if isinstance(item, _Packet):
-                frames = await self._call(self._front.push, item.data, item.pts, self._behind())
+                frames = await self._call(self._front.push, item.data, item.pts, self._behind(item.arrived))
                 self.stats.frames_decoded += len(frames)
+                if self.metrics is not None and frames:
+                    self.metrics.frames_in.inc(len(frames))
                 for pf in frames:
                     await self._mid.put((pf, item.arrived))
             else:
@@ -196,7 +262,7 @@ class Session:
                 return
             pf, arrived = item
             pf.frame.timings["arrived"] = arrived
-            drop = self.plan.realtime and self._mid.qsize() >= self._mid.maxsize - 1 and not pf.processed
+            drop = self._too_late(pf, arrived)
             for pair in await self._call(self._back.encode, pf, drop):
                 await self._out.put(pair)
 
@@ -210,10 +276,16 @@ class Session:
         s.faces += len(pf.faces)
         if packet is None:
             s.dropped += 1
+            status = "dropped"
         elif not pf.processed:
             s.passed_through += 1
+            status = "passed_through"
+        else:
+            status = "processed"
         for k, v in t.items():
             s.timing_sums[k] = s.timing_sums.get(k, 0.0) + v
+        if self.metrics is not None:
+            self.metrics.observe_frame(t, status)
         return pb.ProcessResponse(packet=output_packet(pf, packet, self.plan.encoder.codec, self.plan))
 
     def stats_message(self) -> pb.ProcessResponse:
@@ -249,6 +321,12 @@ class Session:
         ]
         watched = [self._reader, *workers]
         getter: asyncio.Future | None = None
+        limit = self.server.max_session_seconds
+        expiry = asyncio.get_running_loop().call_later(
+            limit, self._fail, SessionError(
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                f"the session reached this server's limit of {limit:g} seconds; open a new session to continue",
+            )) if limit > 0 else None
         try:
             while True:
                 if getter is None:
@@ -268,6 +346,8 @@ class Session:
                 yield self._response(*item)
             yield self.stats_message()
         finally:
+            if expiry is not None:
+                expiry.cancel()
             if getter is not None:
                 getter.cancel()
             if not self._failure.done():

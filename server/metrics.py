@@ -1,0 +1,79 @@
+"""Prometheus metrics (series `facestream_*`), one registry per server, served over HTTP."""
+from __future__ import annotations
+
+import logging
+from typing import Callable, Iterable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client.core import GaugeMetricFamily
+
+log = logging.getLogger("facestream.metrics")
+
+_LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12)
+STAGES = ("decode", "vision", "effects", "encode", "queue", "total")
+
+
+class _QueueCollector:
+    """Queue depths summed over the running sessions, read at scrape time."""
+
+    def __init__(self, depths: Callable[[], dict[str, int]]) -> None:
+        self._depths = depths
+
+    def collect(self) -> Iterable[GaugeMetricFamily]:
+        g = GaugeMetricFamily("facestream_queue_depth", "Items waiting between stages, summed over sessions",
+                              labels=["queue"])
+        for queue, depth in self._depths().items():
+            g.add_metric([queue], depth)
+        yield g
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = r = CollectorRegistry()
+        self.sessions_active = Gauge("facestream_sessions_active", "Sessions running now", registry=r)
+        self.sessions = Counter("facestream_sessions", "Sessions ended, by gRPC status code", ["code"], registry=r)
+        self.errors = Counter("facestream_errors", "Streams ended with an error, by gRPC status code", ["code"],
+                              registry=r)
+        self.packets_in = Counter("facestream_packets_in", "Packets (input frames) received", registry=r)
+        self.frames_in = Counter("facestream_frames_in", "Frames decoded", registry=r)
+        self.frames_out = Counter("facestream_frames_out", "Frames sent back, by status", ["status"], registry=r)
+        self.drops = Counter("facestream_drops", "Real-time policy: frames passed through or dropped", ["kind"],
+                             registry=r)
+        self.stage_seconds = Histogram("facestream_stage_seconds", "Per-frame time in each stage", ["stage"],
+                                       buckets=_LATENCY_BUCKETS, registry=r)
+        self.auth_failures = Counter("facestream_auth_failures", "Rejected credentials, by reason", ["reason"],
+                                     registry=r)
+        self.model_ready = Gauge("facestream_model_ready", "1 once the models are verified and warmed up", registry=r)
+        self.draining = Gauge("facestream_draining", "1 while the server drains before stopping", registry=r)
+        for code in ("OK", "INVALID_ARGUMENT", "RESOURCE_EXHAUSTED", "UNAVAILABLE", "UNAUTHENTICATED", "CANCELLED"):
+            self.sessions.labels(code)
+        for status in ("processed", "passed_through", "dropped"):
+            self.frames_out.labels(status)
+        for kind in ("passed_through", "dropped"):
+            self.drops.labels(kind)
+        self._http = None
+
+    def watch_queues(self, depths: Callable[[], dict[str, int]]) -> None:
+        self.registry.register(_QueueCollector(depths))
+
+    def observe_frame(self, timings: dict[str, float], status: str) -> None:
+        self.frames_out.labels(status).inc()
+        if status != "processed":
+            self.drops.labels(status).inc()
+        for stage in STAGES:
+            ms = timings.get(f"{stage}_ms")
+            if ms is not None:
+                self.stage_seconds.labels(stage).observe(ms / 1000.0)
+
+    def serve(self, host: str, port: int) -> int:
+        """Starts the /metrics HTTP endpoint; returns the bound port."""
+        self._http, _ = start_http_server(port, addr=host, registry=self.registry)
+        bound = self._http.server_address[1]
+        log.info("metrics on http://%s:%d/metrics", host, bound)
+        return bound
+
+    def stop(self) -> None:
+        if self._http is not None:
+            self._http.shutdown()
+            self._http.server_close()
+            self._http = None
