@@ -28,7 +28,7 @@ MEDIAPIPE_SCRIPT = r'''
 import json, sys, time
 import av, numpy as np
 import mediapipe as mp
-clip, n, out = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+clip, n, out, reps = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
 frames = []
 with av.open(clip) as c:
     for i, f in enumerate(c.decode(video=0)):
@@ -37,12 +37,16 @@ with av.open(clip) as c:
 def bench(make, warm=5):
     with make() as s:
         for f in frames[:warm]: s.process(f)
-    with make() as s:            # fresh graph: tracking starts on the first frame
-        t = time.perf_counter(); found = 0
-        for f in frames:
-            r = s.process(f)
-            found += bool(getattr(r, "detections", None) or getattr(r, "multi_face_landmarks", None))
-        return (time.perf_counter() - t) * 1000 / len(frames), found
+    best = None
+    for _ in range(reps):            # best of `reps`, like ours
+        with make() as s:            # fresh graph: tracking starts on the first frame
+            t = time.perf_counter(); found = 0
+            for f in frames:
+                r = s.process(f)
+                found += bool(getattr(r, "detections", None) or getattr(r, "multi_face_landmarks", None))
+            run = ((time.perf_counter() - t) * 1000 / len(frames), found)
+        best = run if best is None or run[0] < best[0] else best
+    return best
 res = {}
 fd = mp.solutions.face_detection
 fm = mp.solutions.face_mesh
@@ -80,7 +84,7 @@ def _time(fn, items, warm=5) -> float:
     return (time.perf_counter() - t) * 1000 / len(items)
 
 
-def run_ours(frames, threads: int) -> dict:
+def run_ours(frames, threads: int, repeats: int = 1) -> dict:
     from facestream.engines.vision import geometry as geo
     from facestream.engines.vision.cpu import CpuVision
 
@@ -105,12 +109,18 @@ def run_ours(frames, threads: int) -> dict:
             found = sum(1 for f in fs if vv.process(f))
             return (time.perf_counter() - t) * 1000 / len(fs), found
         pipeline(frames[:5])
-        ms, found = pipeline(frames)
+        ms, found = min(pipeline(frames) for _ in range(repeats))
         res[f"pipeline_{precision}"] = {"ms": ms, "found": found}
+    # what a new video session pays for its vision stage (models are shared, loaded once)
+    CpuVision()
+    t = time.perf_counter()
+    for _ in range(100):
+        CpuVision().close()
+    res["session_start"] = {"ms": (time.perf_counter() - t) * 1000 / 100, "found": 0}
     return res
 
 
-def run_mediapipe(n: int) -> dict | None:
+def run_mediapipe(n: int, repeats: int = 1) -> dict | None:
     try:
         venv = subprocess.run(["bash", str(PEER_SETUP)], check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1]
     except subprocess.CalledProcessError as e:
@@ -119,7 +129,7 @@ def run_mediapipe(n: int) -> dict | None:
     with tempfile.TemporaryDirectory() as tmp:
         script, out = Path(tmp) / "mp_bench.py", Path(tmp) / "out.json"
         script.write_text(MEDIAPIPE_SCRIPT)
-        subprocess.run([f"{venv}/bin/python", str(script), str(CLIP), str(n), str(out)], check=True,
+        subprocess.run([f"{venv}/bin/python", str(script), str(CLIP), str(n), str(out), str(repeats)], check=True,
                        stderr=subprocess.DEVNULL)
         return json.loads(out.read_text())
 
@@ -129,11 +139,13 @@ def main(argv=None) -> int:
     ap.add_argument("--frames", type=int, default=150)
     ap.add_argument("--threads", type=int, default=1, help="ONNX Runtime intra-op threads")
     ap.add_argument("--no-mediapipe", action="store_true")
+    ap.add_argument("--repeats", type=int, default=3,
+                    help="pipeline runs per variant, best kept (the machine may be shared)")
     ap.add_argument("--json", type=Path, help="also write the results here")
     a = ap.parse_args(argv)
     frames = decode(a.frames)
-    ours = run_ours(frames, a.threads)
-    theirs = None if a.no_mediapipe else run_mediapipe(len(frames))
+    ours = run_ours(frames, a.threads, a.repeats)
+    theirs = None if a.no_mediapipe else run_mediapipe(len(frames), a.repeats)
     print(f"{len(frames)} frames of {CLIP.name} ({frames[0].width}x{frames[0].height}), "
           f"ONNX Runtime threads={a.threads}")
     print(f"{'ours':28s} {'ms/frame':>9s} {'frames w/ face':>15s}")
@@ -145,7 +157,8 @@ def main(argv=None) -> int:
             print(f"{k:28s} {v['ms']:9.2f} {v['found']:15d}")
         pairs = [("detector_short_fp32", "face_detection_short"), ("detector_short_int8", "face_detection_short"),
                  ("detector_full_fp32", "face_detection_full"), ("detector_full_int8", "face_detection_full"),
-                 ("pipeline_fp32", "face_mesh_tracking"), ("pipeline_int8", "face_mesh_tracking")]
+                 ("pipeline_fp32", "face_mesh_tracking"), ("pipeline_int8", "face_mesh_tracking"),
+                 ("pipeline_fp32", "face_mesh_every_frame")]
         print("throughput ratio ours/MediaPipe (>1: ours faster)")
         for o, t in pairs:
             print(f"  {o:24s} vs {t:22s} {theirs[t]['ms'] / ours[o]['ms']:6.2f}x")

@@ -143,7 +143,23 @@ class ModelStore:
 
     # ------------------------------------------------------------------ sessions
     def session(self, model: str, precision: str = "fp32", threads: int = 1):
-        """A new ONNX Runtime CPU session on the verified model bytes."""
+        """The ONNX Runtime CPU session for (model, precision, threads), shared by every caller
+        of this store: made once from the verified model bytes (the manifest check runs on that
+        load), then reused. InferenceSession.run is thread-safe, so concurrent video sessions
+        share it; each keeps its own input buffers and tracking state."""
+        key = (model, precision, int(threads))
+        s = self._sessions.get(key)
+        if s is not None:
+            return s
+        with self._lock:
+            s = self._sessions.get(key)
+            if s is None:
+                s = self.new_session(model, precision, threads)
+                self._sessions[key] = s
+            return s
+
+    def new_session(self, model: str, precision: str = "fp32", threads: int = 1):
+        """A new, unshared ONNX Runtime CPU session on freshly verified model bytes."""
         import onnxruntime as ort
 
         so = ort.SessionOptions()
@@ -154,11 +170,21 @@ class ModelStore:
         so.log_severity_level = 3
         return ort.InferenceSession(self.read(model, precision), so, providers=["CPUExecutionProvider"])
 
-    def load(self, variants=(("short", "fp32"), ("mesh", "fp32"))) -> None:
-        """Verify every model file and run each given variant once (warm-up).
+    def clear_sessions(self) -> None:
+        """Drops the shared sessions: the next `session` call loads (and verifies) again."""
+        with self._lock:
+            self._sessions.clear()
+
+    def load(self, variants=None) -> None:
+        """Verify every model file, load the shared sessions of the given variants (default: what
+        the CPU vision stage uses) and run each once (warm-up).
         Raises ModelError naming the file and the fix; sets `ready` when done."""
         import numpy as np
 
+        if variants is None:
+            from ..vision.cpu import CPU_DEFAULT_PRECISION, DEFAULT_DETECTORS
+
+            variants = [(d, CPU_DEFAULT_PRECISION) for d in DEFAULT_DETECTORS] + [("mesh", CPU_DEFAULT_PRECISION)]
         problems = self.verify()
         if problems and not self.rebuild:
             raise ModelError("; ".join(problems))

@@ -18,31 +18,39 @@ MESH_MIN_SCORE = 0.5          # face flag under this: the tracked face is lost
 DET_ONLY_MIN_SCORE = 0.6     # a detection the mesh does not confirm is reported above this
 KEEP_LOST = 30               # frames a lost face's ID is kept for when it comes back
 SAME_FACE_IOU = 0.4           # a detection overlapping a track this much is that track's face
+IDLE_DETECT_EVERY = 2         # while no face is tracked, the detector runs every N frames (1: every frame)
+DEFAULT_DETECTORS = ("full",)  # the detector models CpuVision uses by default (warmed up on load)
 
 
 class CpuVision:
     """Implements the Vision protocol (one instance per session; not thread-safe).
 
-    max_faces: most faces reported per frame. detect_every: run the detector every N frames
-    (and on the first frame and whenever a tracked face is lost). with_landmarks: run the
+    max_faces: most faces reported per frame. detect_every: while faces are tracked and fewer
+    than max_faces, look for new ones every N frames (and at once when a tracked face is lost;
+    with max_faces tracked, the mesh alone follows them, as MediaPipe's face mesh does).
+    idle_detect_every: while no face is tracked, run the detector every N frames (a new face is
+    picked up at most N-1 frames late; the detector is the costliest model). with_landmarks: run the
     468-point mesh (and track through it); otherwise detector only, on every frame.
     detector: "short" (faces within ~2 m, 128x128) or "full" (up to ~5 m, 192x192).
-    precision: "fp32" or "int8". threads: ONNX Runtime intra-op threads.
+    precision: "fp32" or "int8". threads: ONNX Runtime intra-op threads. The ONNX Runtime
+    sessions come from the store, shared by all instances: creating one is cheap.
     smoothing: One Euro filter on landmarks/boxes. fps: frame rate assumed by the filter.
     """
 
     def __init__(self, max_faces: int = 4, detect_every: int = 10, with_landmarks: bool = True,
                  detector: str = "full", precision: str = CPU_DEFAULT_PRECISION, threads: int = 1,
                  smoothing: bool = True, fps: float = 30.0, min_score: float = 0.5,
-                 store: ModelStore | None = None, min_cutoff: float = 1.0, beta: float = 20.0):
+                 store: ModelStore | None = None, min_cutoff: float = 1.0, beta: float = 20.0,
+                 idle_detect_every: int = IDLE_DETECT_EVERY):
         if detector not in ("short", "full"):
             raise ValueError(f"detector must be 'short' or 'full', not {detector!r}")
         if precision not in ("fp32", "int8"):
             raise ValueError(f"precision must be 'fp32' or 'int8', not {precision!r}")
-        if max_faces < 1 or detect_every < 1:
-            raise ValueError("max_faces and detect_every must be >= 1")
+        if max_faces < 1 or detect_every < 1 or idle_detect_every < 1:
+            raise ValueError("max_faces, detect_every and idle_detect_every must be >= 1")
         store = store or default_store()
         self.max_faces, self.detect_every, self.with_landmarks = max_faces, detect_every, with_landmarks
+        self.idle_detect_every = idle_detect_every
         self.smoothing, self.dt, self.min_score = smoothing, 1.0 / fps, min_score
         self._filter_args = (min_cutoff, beta)
         self._det_spec, self._mesh_spec = SPECS[detector], SPECS["mesh"]
@@ -52,7 +60,7 @@ class CpuVision:
         self._mesh_in = InputMaker(self._mesh_spec.size)
         self._tracks: list[Track] = []
         self._next_id = 1
-        self._since_detect = 0
+        self._since_detect = 1 << 30
         self._lost: list[tuple[Track, int]] = []
         self._frame_no = 0
         self.stats = {"detector_runs": 0, "mesh_runs": 0}
@@ -97,18 +105,24 @@ class CpuVision:
     def process(self, frame: Frame) -> list[Face]:
         if not self.with_landmarks:
             return self._process_detect_only(frame)
-        detected = False
-        dets: list = []
-        if (not self._tracks or self._since_detect >= self.detect_every - 1
-                or any(t.raw is None for t in self._tracks)):
-            dets, detected = self.detect(frame), True
+        self._since_detect += 1
+        tracked = [t for t in self._tracks if t.raw is not None]
+        if not self._tracks:
+            # nothing to track: look for faces every `idle_detect_every` frames
+            due = self._since_detect >= self.idle_detect_every
+        elif len(tracked) >= self.max_faces:
+            due = False      # no room for another face: the mesh alone keeps the tracks
         else:
-            self._since_detect += 1
-        alive = [t for t in self._tracks if t.raw is not None and self._update_mesh(frame, t)]
+            # new faces every `detect_every` frames; faces the mesh did not confirm follow the
+            # detector, so it runs on every frame while there is one
+            due = self._since_detect >= self.detect_every or len(tracked) < len(self._tracks)
+        dets = self.detect(frame) if due else None
+        alive = [t for t in tracked if self._update_mesh(frame, t)]
+        just_lost = len(alive) < len(tracked)
+        if just_lost and dets is None:
+            dets = self.detect(frame)       # a face was lost in this frame: find it again at once
         lost = [t for t in self._tracks if t not in alive] + self._recent_lost()
-        if lost and not detected:
-            dets, detected = self.detect(frame), True
-        if detected:
+        if dets is not None:
             self._since_detect = 0
             for box, kp, score in dets:
                 if len(alive) >= self.max_faces:
@@ -202,7 +216,7 @@ class CpuVision:
     def reset(self) -> None:
         self._tracks = []
         self._lost = []
-        self._since_detect = 0
+        self._since_detect = 1 << 30
 
     def close(self) -> None:
         self._tracks = []

@@ -1,14 +1,18 @@
 """Model inputs cut straight from NV12 planes in one resample step per plane.
 
-Only the small model-sized crop is converted from YUV to RGB; the full frame never is.
-Coordinates are continuous pixel coordinates (pixel i covers [i, i+1)).
+Only the small model-sized crop is converted from YUV to RGB; the full frame never is. The crop
+for the detector is made in NV12 (luma at the model's size, chroma at half of it, like the
+frame), converted to 8-bit RGB by OpenCV's BT.601 limited-range NV12 conversion and scaled into
+the model's float NCHW input buffer; the rotated mesh crop samples luma and chroma at every
+crop pixel and converts in float (the INT8 mesh is sensitive to its input's rounding). Coordinates are continuous pixel coordinates (pixel i covers [i, i+1)).
 """
 from __future__ import annotations
 
 import cv2
 import numpy as np
 
-# BT.601 limited range YUV -> RGB in [0, 1] (what H.264 SD/HD streams and OpenCV's I420 use).
+_FLAGS = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
+# BT.601 limited range YUV -> RGB in [0, 1] (what H.264 SD/HD streams and OpenCV's NV12 use).
 _YUV2RGB = np.array([[1.164383, 0.0, 1.596027],
                      [1.164383, -0.391762, -0.812968],
                      [1.164383, 2.017232, 0.0]], np.float64) / 255.0
@@ -16,24 +20,49 @@ _YUV_OFF = np.array([16.0, 128.0, 128.0])
 
 
 def _rgb_transform(scale: float, offset: float) -> np.ndarray:
-    """3x4 matrix for cv2.transform: YUV uint8 -> normalised RGB (x * scale + offset)."""
+    """3x4 matrix for cv2.transform: YUV -> normalised RGB (x * scale + offset)."""
     m = _YUV2RGB * scale
     t = -m @ _YUV_OFF + offset
     return np.hstack([m, t[:, None]]).astype(np.float32)
 
 
+def _centre_sampling(m: np.ndarray) -> np.ndarray:
+    """warpAffine samples at integer coordinates; shift a continuous-coordinate map by half a
+    pixel on both sides."""
+    m = m.copy()
+    m[:, 2] += (m[:, 0] + m[:, 1]) * 0.5 - 0.5
+    return m
+
+
 class InputMaker:
-    """Turns NV12 crops into a model's NCHW float input (`rgb01 * scale + offset`)."""
+    """Turns NV12 crops into a model's NCHW float input (`rgb01 * scale + offset`).
+
+    The returned array is a buffer owned by the InputMaker: it is overwritten by the next call
+    (copy it to keep it). One InputMaker per thread.
+    """
 
     def __init__(self, size: int, scale: float = 1.0, offset: float = 0.0):
+        if size % 2:
+            raise ValueError("model input size must be even")
         self.size = size
+        self.scale, self.offset = scale, offset
+        self._k = np.float32(scale / 255.0)
+        self._off = np.float32(offset)
+        self._nv12 = np.empty((size * 3 // 2, size), np.uint8)
+        self._y = self._nv12[:size]
+        self._uv = self._nv12[size:].reshape(size // 2, size // 2, 2)
+        self._rgb = np.empty((size, size, 3), np.uint8)
+        self._out = np.empty((1, 3, size, size), np.float32)
+        self._letterbox_key: tuple | None = None
         self._m = _rgb_transform(scale, offset)
-        # value of a black (Y=16, U=V=128) pixel for letterbox padding; MediaPipe pads with 0 RGB
-        self._yuv = np.empty((size, size, 3), np.uint8)
 
     def _finish(self) -> np.ndarray:
-        rgb = cv2.transform(self._yuv.astype(np.float32), self._m)   # (size, size, 3)
-        return np.ascontiguousarray(rgb.transpose(2, 0, 1))[None]
+        cv2.cvtColor(self._nv12, cv2.COLOR_YUV2RGB_NV12, dst=self._rgb)
+        out = self._out
+        np.multiply(self._rgb.transpose(2, 0, 1), self._k, out=out[0], casting="unsafe")
+        if self._off:
+            out += self._off
+        return out
 
     def letterbox(self, y: np.ndarray, uv: np.ndarray) -> tuple[np.ndarray, tuple[float, float, float]]:
         """Whole frame scaled to fit, centred, padded with black.
@@ -42,33 +71,37 @@ class InputMaker:
         """
         h, w = y.shape
         s = self.size
-        scale = min(s / w, s / h)
-        nw, nh = max(1, round(w * scale)), max(1, round(h * scale))
-        px, py = (s - nw) // 2, (s - nh) // 2
-        buf = self._yuv
-        buf[...] = (16, 128, 128)
+        key = (h, w)
+        if key != self._letterbox_key:
+            scale = min(s / w, s / h)
+            nw, nh = max(2, round(w * scale)), max(2, round(h * scale))
+            px, py = (s - nw) // 2 & ~1, (s - nh) // 2 & ~1      # even: chroma rows/columns align
+            self._lb = (scale, nw, nh, px, py, nw / w)
+            self._y[...] = 16
+            self._uv[...] = 128
+            self._letterbox_key = key
+        scale, nw, nh, px, py, sx = self._lb
         interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
-        buf[py:py + nh, px:px + nw, 0] = cv2.resize(y, (nw, nh), interpolation=interp)
-        buf[py:py + nh, px:px + nw, 1:] = cv2.resize(uv, (nw, nh), interpolation=interp)
-        return self._finish(), (nw / w, float(px), float(py))
+        cv2.resize(y, (nw, nh), dst=self._y[py:py + nh, px:px + nw], interpolation=interp)
+        cw, ch = (nw + 1) // 2, (nh + 1) // 2
+        cv2.resize(uv, (cw, ch), dst=self._uv[py // 2:py // 2 + ch, px // 2:px // 2 + cw], interpolation=interp)
+        return self._finish(), (sx, float(px), float(py))
 
     def affine(self, y: np.ndarray, uv: np.ndarray, m: np.ndarray) -> np.ndarray:
         """Crop through a 2x3 affine `m` mapping model pixel coordinates to frame coordinates
         (continuous); pixels outside the frame are black."""
-        # warpAffine samples at integer (centre) coordinates: shift by half a pixel each side.
-        mc = m.astype(np.float64).copy()
-        mc[:, 2] += (mc[:, 0] + mc[:, 1]) * 0.5 - 0.5
+        m = np.asarray(m, np.float64)
         s = self.size
-        flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
-        ys = cv2.warpAffine(y, mc, (s, s), flags=flags, borderMode=cv2.BORDER_CONSTANT, borderValue=16)
-        # chroma plane: continuous coordinates halve
-        mu = m.astype(np.float64) * 0.5
-        mu[:, 2] += (mu[:, 0] + mu[:, 1]) * 0.5 - 0.5
-        uvs = cv2.warpAffine(uv, mu, (s, s), flags=flags, borderMode=cv2.BORDER_CONSTANT,
-                             borderValue=(128, 128))
-        self._yuv[:, :, 0] = ys
-        self._yuv[:, :, 1:] = uvs
-        return self._finish()
+        ys = cv2.warpAffine(y, _centre_sampling(m), (s, s), flags=_FLAGS,
+                            borderMode=cv2.BORDER_CONSTANT, borderValue=16)
+        # chroma sampled at every crop pixel (continuous frame coordinates halve); the crop is
+        # converted in float, so the mesh sees no 8-bit rounding or chroma blocks
+        uvs = cv2.warpAffine(uv, _centre_sampling(m * 0.5), (s, s), flags=_FLAGS,
+                             borderMode=cv2.BORDER_CONSTANT, borderValue=(128, 128))
+        yuv = cv2.merge((ys, uvs)).astype(np.float32)
+        rgb = cv2.transform(yuv, self._m)
+        self._out[0] = rgb.transpose(2, 0, 1)
+        return self._out
 
 
 def bgr_to_nv12(img: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -113,3 +113,35 @@ def test_load_warms_up_and_reports_ready():
     assert not store.ready
     store.load()
     assert store.ready
+
+
+def test_sessions_are_shared_and_verified_once(data_copy, tmp_path):
+    store = ModelStore(data_dir=data_copy, home=tmp_path / "home")
+    a = store.session("mesh", "fp32")
+    assert store.session("mesh", "fp32") is a
+    assert store.session("mesh", "fp32", threads=2) is not a
+    assert store.session("mesh", "int8") is not a
+    # a file corrupted after loading: the shared session keeps running on the verified bytes,
+    # and the next load from disk reports it
+    target = data_copy / SPECS["mesh"].file("fp32")
+    target.write_bytes(b"corrupted")
+    x = np.zeros((1, 3, 192, 192), np.float32)
+    assert a.run(["landmarks"], {"input": x})[0].shape == (1, 468, 3)
+    store.clear_sessions()
+    with pytest.raises(ModelError, match="corrupted"):
+        store.session("mesh", "fp32")
+    with pytest.raises(ModelError, match="corrupted"):
+        ModelStore(data_dir=data_copy, home=tmp_path / "home").session("mesh", "fp32")
+
+
+def test_vision_session_start_is_cheap():
+    import time
+
+    from facestream.engines.vision.cpu import CpuVision
+
+    CpuVision().close()                 # loads the shared models once
+    t = time.perf_counter()
+    for _ in range(20):
+        CpuVision().close()
+    per = (time.perf_counter() - t) / 20
+    assert per < 0.005, per

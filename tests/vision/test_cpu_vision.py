@@ -134,3 +134,12 @@ def test_int8_variant_finds_the_faces(clip_frames):
     v = CpuVision(precision="int8")
     found = sum(1 for f in clip_frames if v.process(f))
     assert found >= 226, found
+
+
+def test_idle_frames_skip_the_detector():
+    y = np.full((360, 640), 90, np.uint8)
+    uv = np.full((180, 320, 2), 128, np.uint8)
+    v = CpuVision(idle_detect_every=3)
+    for i in range(9):
+        assert v.process(Frame(y=y, uv=uv, pts=i, index=i)) == []
+    assert v.stats["detector_runs"] == 3
