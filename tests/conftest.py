@@ -1,20 +1,12 @@
-"""Shared fixtures: the test media, a real server on a loopback port, and decoding helpers."""
+"""Shared fixtures: the test media and real servers on loopback ports."""
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
-import av
-import numpy as np
 import pytest
 
 from facestream.server.app import FaceStreamServer
 from facestream.server.config import ServerConfig
 
-REPO = Path(__file__).resolve().parents[1]
-MEDIA = Path(os.environ.get("FACESTREAM_MEDIA", REPO.parent / "shared" / "media"))
-CLIP = MEDIA / "short_hamilton_clip.mp4"
-CLIP_FRAMES = 275
+from support import CLIP, MEDIA
 
 
 def pytest_collection_modifyitems(config, items):
@@ -36,7 +28,7 @@ def pytest_collection_modifyitems(config, items):
 
 
 @pytest.fixture(scope="session")
-def media() -> Path:
+def media():
     if not CLIP.exists():
         pytest.fail(f"test media not found at {MEDIA}; the shared/ folder must sit beside the checkout")
     return MEDIA
@@ -62,24 +54,3 @@ async def server_factory():
 @pytest.fixture
 async def server(server_factory) -> FaceStreamServer:
     return await server_factory()
-
-
-def target(srv: FaceStreamServer) -> str:
-    return f"127.0.0.1:{srv.port}"
-
-
-def decode_file(path: str | Path) -> list[av.VideoFrame]:
-    with av.open(str(path)) as c:
-        return list(c.decode(c.streams.video[0]))
-
-
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
-    return float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse)
-
-
-def nv12(frame: av.VideoFrame) -> np.ndarray:
-    """NV12 in video (limited) range; JPEG frames come in full range and are converted."""
-    if frame.format.name.startswith("yuvj"):
-        frame = frame.reformat(format="nv12", src_color_range="JPEG", dst_color_range="MPEG")
-    return frame.to_ndarray(format="nv12")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import CLIP, CLIP_FRAMES, decode_file
+from support import CLIP, CLIP_FRAMES, decode_file
 from facestream.client import BlockingClient
 from facestream.client.health import wait_serving
 from facestream.proto import pb

@@ -7,7 +7,7 @@ import os
 import grpc
 import pytest
 
-from conftest import CLIP, CLIP_FRAMES, target
+from support import CLIP, CLIP_FRAMES, target
 from facestream.client import FaceStreamClient, VideoSource
 from facestream.proto import pb, rpc
 

@@ -2,7 +2,7 @@
 import subprocess
 import sys
 
-from conftest import REPO
+from support import REPO
 
 
 def test_generated_stubs_are_fresh():

@@ -6,7 +6,7 @@ import av
 import numpy as np
 import pytest
 
-from conftest import CLIP, CLIP_FRAMES, decode_file, nv12, psnr, target
+from support import CLIP, CLIP_FRAMES, decode_file, nv12, psnr, target
 from facestream.client import BlockingClient, FaceStreamClient, VideoSource
 from facestream.proto import pb
 
