@@ -96,7 +96,10 @@ def test_int8_detector_boxes_match_tflite(model, frames):
         ious += [max([iou(d["box"], b) for b in kept], default=0.0) for d in dets]
     ious = np.array(ious)
     assert len(ious) >= 12
-    # every face found; boxes within IoU 0.95 (allowing one in twenty just under, see README)
+    # every face found; boxes within IoU 0.95 (allowing one in twenty just under). Measured with
+    # the committed calibration on these frames: short min 0.992, full min 0.955 (the strict bar
+    # holds here); on every 5th clip frame plus mirrors it does not: short 98% >= 0.95 (min 0.885),
+    # full 94% (min 0.883), so the test keeps the looser form.
     assert ious.min() > 0.85, np.sort(ious)[:5]
     assert np.mean(ious >= 0.95) >= 0.95 and np.median(ious) >= 0.97, np.sort(ious)[:5]
 
