@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from conftest import CLIP, target
+from support import CLIP, target
 from facestream.client import FaceStreamClient
 from facestream.engines import backend as backends
 from facestream.proto import pb
