@@ -280,7 +280,7 @@ class GpuEffects:
             return
         g = GpuRegion(region, y, uv, self.filters)
         h, w = region.shape
-        ch, cw = h // 2, w // 2
+        cw = w // 2
         luma_fx = [n for n in ("smooth", "whiten", "sharpen") if n in effects]
         if luma_fx:
             f = self.filters

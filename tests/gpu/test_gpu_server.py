@@ -3,8 +3,6 @@ from __future__ import annotations
 
 import asyncio
 
-import av
-import numpy as np
 import pytest
 
 from support import CLIP, CLIP_FRAMES, decode_file, nv12, psnr, target
