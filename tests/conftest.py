@@ -21,9 +21,9 @@ def pytest_collection_modifyitems(config, items):
     except ImportError:
         has_trt = False
     for item in items:
-        if "gpu" in item.keywords and not gpu.available:
+        if item.get_closest_marker("gpu") and not gpu.available:
             item.add_marker(pytest.mark.skip(reason=f"no GPU: {gpu.detail}"))
-        if "tensorrt" in item.keywords and not has_trt:
+        if item.get_closest_marker("tensorrt") and not has_trt:
             item.add_marker(pytest.mark.skip(reason="TensorRT is not installed"))
 
 
