@@ -19,6 +19,7 @@ from facestream.engines.effects.cpu import CpuEffects
 from facestream.engines.effects.masks import FaceRegion
 from facestream.engines.frame import Frame
 from facestream.engines.vision.face import Face
+from facestream.engines.vision.resample import bgr_to_nv12, nv12_to_bgr
 
 ROOT = Path(__file__).resolve().parents[1]
 # (photo, which face from the left) for the rows of every grid
@@ -26,20 +27,6 @@ ROWS = (("obama-720p.jpg", 0), ("two_people.jpg", 1), ("kit_with_rose.jpg", 0))
 STRENGTHS = (0.0, 0.5, 1.0)
 EFFECTS = ("smooth", "whiten", "slim", "eyes", "lips", "blush", "sharpen", "denoise", "debug")
 TILE_H = 180
-
-
-def bgr_to_nv12(bgr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    h, w = bgr.shape[0] // 2 * 2, bgr.shape[1] // 2 * 2
-    flat = cv2.cvtColor(np.ascontiguousarray(bgr[:h, :w]), cv2.COLOR_BGR2YUV_I420).reshape(-1)
-    y = flat[: h * w].reshape(h, w).copy()
-    u = flat[h * w : h * w * 5 // 4].reshape(h // 2, w // 2)
-    v = flat[h * w * 5 // 4 :].reshape(h // 2, w // 2)
-    return y, np.dstack([u, v]).copy()
-
-
-def nv12_to_bgr(y: np.ndarray, uv: np.ndarray) -> np.ndarray:
-    h, w = y.shape
-    return cv2.cvtColor(np.concatenate([y.reshape(-1), uv.reshape(-1)]).reshape(h * 3 // 2, w), cv2.COLOR_YUV2BGR_NV12)
 
 
 def find_faces(y: np.ndarray, uv: np.ndarray) -> list[Face]:

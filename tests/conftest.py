@@ -6,7 +6,7 @@ import pytest
 from facestream.server.app import FaceStreamServer
 from facestream.server.config import ServerConfig
 
-from support import CLIP, MEDIA
+from support import CLIP, MEDIA, decode_clip, photo_frame
 
 
 def pytest_collection_modifyitems(config, items):
@@ -32,6 +32,19 @@ def media():
     if not CLIP.exists():
         pytest.fail(f"test media not found at {MEDIA}; the shared/ folder must sit beside the checkout")
     return MEDIA
+
+
+@pytest.fixture(scope="session")
+def clip_frames():
+    """The shared clip decoded once per test run."""
+    if not CLIP.exists():
+        pytest.fail(f"test media missing: {CLIP}")
+    return decode_clip()
+
+
+@pytest.fixture(scope="session")
+def photo():
+    return photo_frame
 
 
 @pytest.fixture

@@ -5,7 +5,11 @@ import os
 from pathlib import Path
 
 import av
+import cv2
 import numpy as np
+
+from facestream.engines.frame import Frame
+from facestream.engines.vision.resample import bgr_to_nv12
 
 REPO = Path(__file__).resolve().parents[1]
 MEDIA = Path(os.environ.get("FACESTREAM_MEDIA", REPO.parent / "shared" / "media"))
@@ -32,3 +36,22 @@ def nv12(frame: av.VideoFrame) -> np.ndarray:
     if frame.format.name.startswith("yuvj"):
         frame = frame.reformat(format="nv12", src_color_range="JPEG", dst_color_range="MPEG")
     return frame.to_ndarray(format="nv12")
+
+
+def photo_frame(name: str, index: int = 0) -> Frame:
+    """A shared photo as an NV12 frame (cropped to even size)."""
+    y, uv = bgr_to_nv12(cv2.imread(str(MEDIA / name)))
+    return Frame(y=y, uv=uv, pts=index, index=index)
+
+
+def decode_clip(path: Path = CLIP) -> list[Frame]:
+    """Every frame of a clip as NV12 frames numbered from 0."""
+    frames = []
+    with av.open(str(path)) as c:
+        for i, fr in enumerate(c.decode(video=0)):
+            a = fr.reformat(format="nv12").to_ndarray()
+            h = fr.height
+            frames.append(Frame(y=np.ascontiguousarray(a[:h]),
+                                uv=np.ascontiguousarray(a[h:h * 3 // 2].reshape(h // 2, -1, 2)),
+                                pts=i, index=i))
+    return frames

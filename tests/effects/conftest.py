@@ -10,6 +10,7 @@ import pytest
 
 from facestream.engines.frame import Frame
 from facestream.engines.vision.face import Face
+from facestream.engines.vision.resample import bgr_to_nv12, nv12_to_bgr
 
 MEDIA = Path(__file__).resolve().parents[2] / ".." / "shared" / "media"
 PHOTOS = ("obama-720p.jpg", "two_people.jpg", "kit_with_rose.jpg", "johnsnow_test1.jpg")
@@ -24,21 +25,6 @@ class Picture:
 
     def frame(self) -> Frame:
         return Frame(self.y.copy(), self.uv.copy(), pts=0)
-
-
-def bgr_to_nv12(bgr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    h, w = bgr.shape[0] // 2 * 2, bgr.shape[1] // 2 * 2
-    i420 = cv2.cvtColor(np.ascontiguousarray(bgr[:h, :w]), cv2.COLOR_BGR2YUV_I420)
-    flat = i420.reshape(-1)
-    y = flat[: h * w].reshape(h, w).copy()
-    u = flat[h * w : h * w * 5 // 4].reshape(h // 2, w // 2)
-    v = flat[h * w * 5 // 4 :].reshape(h // 2, w // 2)
-    return y, np.dstack([u, v]).copy()
-
-
-def nv12_to_bgr(y: np.ndarray, uv: np.ndarray) -> np.ndarray:
-    h, w = y.shape
-    return cv2.cvtColor(np.concatenate([y.reshape(-1), uv.reshape(-1)]).reshape(h * 3 // 2, w), cv2.COLOR_YUV2BGR_NV12)
 
 
 class Finder:
