@@ -57,6 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--effects", default=DEFAULT_EFFECTS, help='effects and strengths, "smooth=0.5,eyes=0.3"; "" for none')
     src.add_argument("--streams", help="comma-separated stream counts to run paced, instead of the ramp")
     src.add_argument("--max-streams", type=int, default=16, help="where the ramp stops if the objective still holds")
+    src.add_argument("--past-break", type=int, default=2, help="ramp steps run after the objective first breaks, "
+                                                             "for the plots (the reported N is not affected)")
     src.add_argument("--no-pace", action="store_true", help="send the stream counts as fast as possible instead of "
                                                             "at the source frame rate")
     src.add_argument("--realtime", action="store_true", help="ask for the real-time drop policy (default lossless)")
@@ -78,6 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
     out.add_argument("--out", type=Path, default=Path("facestream-bench-results"), help="folder for the results")
     out.add_argument("--label", default="", help="title of the summary")
     out.add_argument("--no-plots", action="store_true")
+    out.add_argument("--raw", action="store_true", help="also write every frame's record to frames.csv")
     out.add_argument("--quiet", action="store_true")
     return ap
 
@@ -178,6 +181,9 @@ async def run(opts: argparse.Namespace) -> dict[str, Any]:
                       "max_unprocessed_rate": opts.max_unprocessed},
     }
 
+    raw_rows: list = []
+    result["_raw"] = raw_rows
+
     async def session_target():
         if opts.target:
             class _Remote:
@@ -205,6 +211,8 @@ async def run(opts: argparse.Namespace) -> dict[str, Any]:
                                               realtime=False, backend=backend, sampler=monitor.Sampler(pids))
                 s = loadgen.summarise(r, skip=opts.skip_frames)
                 runs.append(s)
+                if opts.raw:
+                    raw_rows.extend((f"throughput{k + 1}", 1, rec) for rec in r.records)
                 log(f"throughput run {k + 1}: {s['throughput_fps']['out']:.1f} fps, p50 {s['latency_ms']['p50']:.1f} ms")
             fps = statistics.median(s["throughput_fps"]["out"] for s in runs)
             median_run = min(runs, key=lambda s: abs(s["throughput_fps"]["out"] - fps))
@@ -214,7 +222,7 @@ async def run(opts: argparse.Namespace) -> dict[str, Any]:
             result["cost_note"] = _cost_note(median_run)
 
         counts = [int(x) for x in opts.streams.split(",")] if opts.streams else list(range(1, opts.max_streams + 1))
-        steps, best = [], 0
+        steps, best, broken, extra = [], 0, False, 0
         for n in counts:
             r = await loadgen.run_streams(server.target, clip, n, frames=frames, pace=not opts.no_pace,
                                           effects=effects, realtime=realtime, backend=backend,
@@ -222,13 +230,18 @@ async def run(opts: argparse.Namespace) -> dict[str, Any]:
             s = loadgen.summarise(r, skip=opts.skip_frames)
             s["latency_cdf"] = loadgen.latency_cdf(r, skip=opts.skip_frames)
             s["holds"] = _holds(s, objective_ms, opts.max_unprocessed)
+            if opts.raw:
+                raw_rows.extend(("paced", n, rec) for rec in r.records)
             steps.append(s)
             result.setdefault("placements", s["placements"])
             log(f"{n} stream(s): p50 {s['latency_ms']['p50']:.1f} p99 {s['latency_ms']['p99']:.1f} ms, "
                 f"out {s['throughput_fps']['out']:.1f} fps, not processed "
                 f"{s['dropped_frames'] + s['passed_through_frames']}, {'holds' if s['holds'] else 'breaks'}")
-            if not s["holds"] and not opts.streams:
-                break
+            broken = broken or not s["holds"]
+            if broken and not opts.streams:
+                extra += 1
+                if extra > opts.past_break:
+                    break
         for s in sorted(steps, key=lambda s: s["streams"]):  # largest N with every smaller N holding too
             if not s["holds"]:
                 break
@@ -260,6 +273,18 @@ async def run(opts: argparse.Namespace) -> dict[str, Any]:
     return result
 
 
+def _write_raw(rows, path: Path) -> None:
+    import csv
+
+    with open(path, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["phase", "streams", "stream", "index", "pts", "received_s", "latency_ms", "status",
+                    *loadgen.STAGES])
+        for phase, n, r in rows:
+            w.writerow([phase, n, r.stream, r.index, r.pts, f"{r.received_s:.4f}", f"{r.latency_ms:.3f}", r.status,
+                        *(f"{r.timings[k]:.3f}" for k in loadgen.STAGES)])
+
+
 def main(argv: list[str] | None = None) -> int:
     opts = build_parser().parse_args(argv)
     try:
@@ -268,6 +293,9 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"facestream-bench: {exc}")
     result = asyncio.run(run(opts))
     opts.out.mkdir(parents=True, exist_ok=True)
+    raw = result.pop("_raw", [])
+    if opts.raw:
+        _write_raw(raw, opts.out / "frames.csv")
     images = [] if opts.no_plots else report.plots(result, opts.out)
     report.write_json(result, opts.out / "result.json")
     (opts.out / "summary.md").write_text(report.markdown(result, images))

@@ -126,6 +126,11 @@ def summarise_samples(samples: list[dict[str, Any]], pids: list[int]) -> dict[st
         vals = [s[f"proc_{pid}_cpu_percent"] for s in samples if f"proc_{pid}_cpu_percent" in s]
         if vals:
             out.setdefault("process_cpu_percent_one_core", {})[str(pid)] = mm(vals)
+    # everything else on the machine, in one-core percent: system-wide busy time minus the watched processes
+    ncpu = out["cpu_count"] or 1
+    others = [max(0.0, s["cpu_percent"] * ncpu - sum(v for k, v in s.items() if k.startswith("proc_")))
+              for s in samples]
+    out["other_processes_cpu_percent_one_core"] = mm(others)
     gpu = [max(s["gpu_percent"]) for s in samples if s.get("gpu_percent")]
     if gpu:
         out["gpu_percent"] = mm(gpu)
