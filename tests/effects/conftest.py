@@ -10,7 +10,7 @@ import pytest
 
 from facestream.engines.frame import Frame
 from facestream.engines.vision.face import Face
-from facestream.engines.vision.resample import bgr_to_nv12, nv12_to_bgr
+from facestream.engines.vision.resample import bgr_to_nv12
 
 MEDIA = Path(__file__).resolve().parents[2] / ".." / "shared" / "media"
 PHOTOS = ("obama-720p.jpg", "two_people.jpg", "kit_with_rose.jpg", "johnsnow_test1.jpg")
