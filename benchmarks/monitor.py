@@ -79,9 +79,12 @@ class Sampler:
             except psutil.Error:
                 pass
         psutil.cpu_percent(None)
+        psutil.cpu_times_percent(None)
         t0 = time.perf_counter()
         while not self._stop.wait(self.interval):
             s: dict[str, Any] = {"t": time.perf_counter() - t0, "cpu_percent": psutil.cpu_percent(None)}
+            # time the hypervisor gave this VM's CPUs to others (0 on bare metal)
+            s["steal_percent"] = getattr(psutil.cpu_times_percent(None), "steal", 0.0)
             for p in procs:
                 try:
                     s[f"proc_{p.pid}_cpu_percent"] = p.cpu_percent(None)
@@ -131,6 +134,7 @@ def summarise_samples(samples: list[dict[str, Any]], pids: list[int]) -> dict[st
     others = [max(0.0, s["cpu_percent"] * ncpu - sum(v for k, v in s.items() if k.startswith("proc_")))
               for s in samples]
     out["other_processes_cpu_percent_one_core"] = mm(others)
+    out["steal_percent_all_cores"] = mm([s.get("steal_percent", 0.0) for s in samples])
     gpu = [max(s["gpu_percent"]) for s in samples if s.get("gpu_percent")]
     if gpu:
         out["gpu_percent"] = mm(gpu)

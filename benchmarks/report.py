@@ -135,6 +135,14 @@ def markdown(result: dict[str, Any], images: list[str]) -> str:
         f"- Effects: {', '.join(f'{k}={v}' for k, v in result['config']['effects'].items()) or 'none'}",
         f"- Latency objective: p99 ≤ {obj['p99_ms']:.1f} ms ({obj['basis']}), frames not processed ≤ "
         f"{obj['max_unprocessed_rate'] * 100:.1f} %; drop policy {result['config']['drop_policy']}",
+    ]
+    if result.get("throughput"):
+        u = result["throughput"]["summary"].get("utilisation") or {}
+        o, st = u.get("other_processes_cpu_percent_one_core") or {}, u.get("steal_percent_all_cores") or {}
+        lines.append(f"- Load from other processes during the throughput run: mean {_f(o.get('mean'), '{:.0f}')} %, "
+                     f"max {_f(o.get('max'), '{:.0f}')} % of one core; CPU steal mean {_f(st.get('mean'), '{:.1f}')} %; "
+                     f"throughput runs: {', '.join(_f(x) for x in result['throughput']['runs_fps'])} fps")
+    lines += [
         "",
         "## Headline",
         "",
@@ -150,15 +158,17 @@ def markdown(result: dict[str, Any], images: list[str]) -> str:
     ]
     if result.get("paced"):
         lines += ["## Streams at the source frame rate", "",
-                  "| streams | p50 ms | p90 ms | p99 ms | max ms | fps in | fps out | not processed | CPU % (all cores) | holds |",
-                  "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+                  "| streams | p50 ms | p90 ms | p99 ms | max ms | fps in | fps out | not processed | CPU % (all cores) | "
+                  "other processes, % of a core | holds |",
+                  "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
         for s in result["paced"]:
             l, t = s["latency_ms"], s["throughput_fps"]
             cpu = (s.get("utilisation") or {}).get("cpu_percent_all_cores") or {}
             unproc = s["dropped_frames"] + s["passed_through_frames"]
+            other = (s.get("utilisation") or {}).get("other_processes_cpu_percent_one_core") or {}
             lines.append(f"| {s['streams']} | {_f(l['p50'])} | {_f(l['p90'])} | {_f(l['p99'])} | {_f(l['max'])} | "
                          f"{_f(t['in'])} | {_f(t['out'])} | {unproc} | {_f(cpu.get('mean'), '{:.0f}')} | "
-                         f"{'yes' if s['holds'] else 'no'} |")
+                         f"{_f(other.get('mean'), '{:.0f}')} | {'yes' if s['holds'] else 'no'} |")
         lines.append("")
     if result.get("throughput"):
         s = result["throughput"]["summary"]
