@@ -16,7 +16,8 @@ from facestream.engines.models.store import default_store
 from .auth import AuthInterceptor, Authenticator
 from .config import ServerConfig
 from .metrics import Metrics
-from .service import SERVICE_NAME, FaceStreamService, add_to_server
+from .service import SERVICE_NAME, FaceStreamService, add_to_server, error_response
+from .session import SessionError
 
 log = logging.getLogger("facestream.server")
 
@@ -83,7 +84,9 @@ class FaceStreamServer:
             raise ConfigurationError(str(exc)) from None
         interceptors = []
         if self.auth.enabled:
-            interceptors.append(AuthInterceptor(self.auth, (SERVICE_NAME,), self.metrics))
+            in_band = {f"/{SERVICE_NAME}/Process": lambda code, msg: error_response(SessionError(code, msg))}
+            interceptors.append(AuthInterceptor(self.auth, (SERVICE_NAME,), self.metrics, in_band,
+                                                config.error_drain_seconds))
         self.grpc = grpc.aio.server(options=grpc_options(config), interceptors=interceptors)
         self.service = FaceStreamService(config, self.executor, self.metrics)
         self.metrics.watch_queues(self.service.queue_depths)

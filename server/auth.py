@@ -8,6 +8,7 @@ credentials. API keys are random high-entropy tokens, so a single SHA-256 is the
 """
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import hashlib
 import logging
@@ -154,13 +155,30 @@ class Authenticator:
                         "metadata", "missing")
 
 
-def _abort_handler(handler: grpc.RpcMethodHandler, message: str) -> grpc.RpcMethodHandler:
+def _abort_handler(handler: grpc.RpcMethodHandler, message: str, in_band=None,
+                   drain_seconds: float = 0.0) -> grpc.RpcMethodHandler:
     async def abort(request, context):
+        await context.abort(grpc.StatusCode.UNAUTHENTICATED, message)
+
+    async def abort_stream(requests, context):
+        # Like any other stream error: announce it in band, let a client that is still writing
+        # stop and half-close, then end with the status (so its writes do not fail first).
+        if in_band is not None:
+            await context.write(in_band(grpc.StatusCode.UNAUTHENTICATED, message))
+
+        async def consume():
+            async for _ in requests:
+                pass
+
+        try:
+            await asyncio.wait_for(consume(), drain_seconds)
+        except (asyncio.TimeoutError, Exception):
+            pass
         await context.abort(grpc.StatusCode.UNAUTHENTICATED, message)
 
     kw = dict(request_deserializer=handler.request_deserializer, response_serializer=handler.response_serializer)
     if handler.request_streaming and handler.response_streaming:
-        return grpc.stream_stream_rpc_method_handler(abort, **kw)
+        return grpc.stream_stream_rpc_method_handler(abort_stream, **kw)
     if handler.request_streaming:
         return grpc.stream_unary_rpc_method_handler(abort, **kw)
     if handler.response_streaming:
@@ -193,10 +211,14 @@ def _with_principal(handler: grpc.RpcMethodHandler, who: Principal) -> grpc.RpcM
 class AuthInterceptor(grpc.aio.ServerInterceptor):
     """Rejects calls to `protected` services without valid credentials (UNAUTHENTICATED)."""
 
-    def __init__(self, auth: Authenticator, protected: tuple[str, ...], metrics=None) -> None:
+    def __init__(self, auth: Authenticator, protected: tuple[str, ...], metrics=None,
+                 in_band: dict | None = None, drain_seconds: float = 2.0) -> None:
         self.auth = auth
         self.prefixes = tuple(f"/{name}/" for name in protected)
         self.metrics = metrics
+        # Method -> function(code, message) building the in-band error message of a streaming method.
+        self.in_band = in_band or {}
+        self.drain_seconds = drain_seconds
 
     async def intercept_service(self, continuation, details: grpc.HandlerCallDetails):
         handler = await continuation(details)
@@ -209,5 +231,5 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
             if self.metrics is not None:
                 self.metrics.auth_failures.labels(exc.reason).inc()
                 self.metrics.errors.labels("UNAUTHENTICATED").inc()
-            return _abort_handler(handler, str(exc))
+            return _abort_handler(handler, str(exc), self.in_band.get(details.method), self.drain_seconds)
         return _with_principal(handler, who)

@@ -1,0 +1,206 @@
+"""Helpers for the server tests: raw streams, `facestream serve` subprocesses, metrics scrapes, certificates."""
+from __future__ import annotations
+
+import asyncio
+import datetime
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from facestream.client import VideoSource
+from facestream.proto import pb, rpc
+
+REPO = Path(__file__).resolve().parents[2]
+MEDIA = Path(os.environ.get("FACESTREAM_MEDIA", REPO.parent / "shared" / "media"))
+CLIP = MEDIA / "short_hamilton_clip.mp4"
+BIN = Path(sys.executable).parent
+END = pb.ProcessRequest(end=pb.EndOfStream())
+
+
+def clip_packets(n: int | None = None) -> list[pb.ProcessRequest]:
+    src = VideoSource(str(CLIP))
+    try:
+        out = []
+        for p in src:
+            out.append(pb.ProcessRequest(packet=pb.Packet(data=p.data, pts=p.pts)))
+            if n is not None and len(out) >= n:
+                break
+        return out
+    finally:
+        src.close()
+
+
+def h264_config(**kw) -> pb.ProcessRequest:
+    inp = kw.pop("input", pb.InputConfig(codec=pb.CODEC_H264))
+    return pb.ProcessRequest(config=pb.SessionConfig(input=inp, **kw))
+
+
+class Outcome:
+    """How one stream ended, as the client saw it."""
+
+    def __init__(self, code: grpc.StatusCode, details: str, responses: list) -> None:
+        self.code, self.details, self.responses = code, details, responses
+
+    @property
+    def packets(self) -> list[pb.OutputPacket]:
+        return [r.packet for r in self.responses if r.WhichOneof("msg") == "packet"]
+
+    @property
+    def stats(self) -> pb.SessionStats | None:
+        return next((r.stats for r in self.responses if r.WhichOneof("msg") == "stats"), None)
+
+    def __repr__(self) -> str:
+        return f"Outcome({self.code.name}, {self.details!r}, {len(self.responses)} responses)"
+
+
+async def stream(channel: grpc.aio.Channel, requests, metadata=(), timeout: float = 60.0) -> Outcome:
+    """Sends `requests` on one Process stream and reads until it ends; stops writing once told
+    of an error in band, the way a real client behaves."""
+    call = rpc.FaceStreamStub(channel).Process(metadata=metadata, timeout=timeout)
+    stop = asyncio.Event()
+
+    async def write():
+        try:
+            for r in requests:
+                if stop.is_set():
+                    break
+                await call.write(r)
+            await call.done_writing()
+        except (grpc.aio.AioRpcError, asyncio.InvalidStateError):
+            pass
+
+    writer = asyncio.create_task(write())
+    responses = []
+    try:
+        while (r := await call.read()) is not grpc.aio.EOF:
+            responses.append(r)
+            if r.WhichOneof("msg") == "error":
+                stop.set()
+                await writer
+                await call.done_writing()
+    except (grpc.aio.AioRpcError, asyncio.InvalidStateError):
+        pass
+    await asyncio.gather(writer, return_exceptions=True)
+    return Outcome(await call.code(), await call.details() or "", responses)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_serving(address: str, timeout: float = 90.0, credentials=None) -> None:
+    deadline = time.monotonic() + timeout
+    channel = grpc.secure_channel(address, credentials) if credentials else grpc.insecure_channel(address)
+    with channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        while time.monotonic() < deadline:
+            try:
+                if stub.Check(health_pb2.HealthCheckRequest(), timeout=1).status == health_pb2.HealthCheckResponse.SERVING:
+                    return
+            except grpc.RpcError:
+                pass
+            time.sleep(0.2)
+    raise TimeoutError(f"server at {address} did not become SERVING")
+
+
+class Served:
+    """A `facestream serve` subprocess on free ports, with metrics on."""
+
+    def __init__(self, *flags: str, env: dict[str, str] | None = None, log_path: Path | None = None) -> None:
+        self.port, self.metrics_port = free_port(), free_port()
+        self.address = f"127.0.0.1:{self.port}"
+        self.log_path = log_path
+        self._log = open(log_path, "w") if log_path else subprocess.DEVNULL
+        self.proc = subprocess.Popen(
+            [str(BIN / "facestream"), "serve", "--port", str(self.port), "--metrics-port", str(self.metrics_port),
+             "--backend", "cpu", *flags],
+            env={"PATH": str(BIN), "MALLOC_ARENA_MAX": "2", **(env or {})},
+            stdout=self._log, stderr=subprocess.STDOUT,
+        )
+
+    def __enter__(self) -> "Served":
+        try:
+            wait_serving(self.address)
+        except Exception:
+            self.close()
+            raise
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        if self._log is not subprocess.DEVNULL:
+            self._log.close()
+
+    def metrics(self) -> dict[str, float]:
+        return scrape(f"http://127.0.0.1:{self.metrics_port}/metrics")
+
+
+def scrape(url: str) -> dict[str, float]:
+    """Sample name with labels -> value, from the Prometheus text format."""
+    text = urllib.request.urlopen(url, timeout=10).read().decode()
+    out = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.rpartition(" ")
+            out[name] = float(value)
+    return out
+
+
+# ---------------------------------------------------------------------------- certificates
+def make_certs(directory: Path) -> dict[str, Path]:
+    """A CA, a server certificate for localhost/127.0.0.1 and a client certificate, all PEM."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+    import ipaddress
+
+    now = datetime.datetime.now(datetime.timezone.utc)
+
+    def key():
+        return ec.generate_private_key(ec.SECP256R1())
+
+    def name(cn):
+        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+
+    def build(subject, issuer, pub, signer, ca=False, san=None, usage=None):
+        b = (x509.CertificateBuilder().subject_name(subject).issuer_name(issuer).public_key(pub)
+             .serial_number(x509.random_serial_number())
+             .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(days=1))
+             .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))
+        if san:
+            b = b.add_extension(x509.SubjectAlternativeName(san), critical=False)
+        if usage:
+            b = b.add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
+        return b.sign(signer, hashes.SHA256())
+
+    ca_key = key()
+    ca = build(name("facestream test CA"), name("facestream test CA"), ca_key.public_key(), ca_key, ca=True)
+    srv_key, cli_key = key(), key()
+    srv = build(name("localhost"), ca.subject, srv_key.public_key(), ca_key,
+                san=[x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))],
+                usage=ExtendedKeyUsageOID.SERVER_AUTH)
+    cli = build(name("camera-7"), ca.subject, cli_key.public_key(), ca_key, usage=ExtendedKeyUsageOID.CLIENT_AUTH)
+    paths = {}
+    for label, obj in (("ca", ca), ("server", srv), ("client", cli)):
+        paths[label] = directory / f"{label}.pem"
+        paths[label].write_bytes(obj.public_bytes(serialization.Encoding.PEM))
+    for label, k in (("server_key", srv_key), ("client_key", cli_key)):
+        paths[label] = directory / f"{label}.pem"
+        paths[label].write_bytes(k.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                                 serialization.NoEncryption()))
+    return paths
