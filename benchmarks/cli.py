@@ -278,10 +278,10 @@ def _write_raw(rows, path: Path) -> None:
 
     with open(path, "w", newline="") as fh:
         w = csv.writer(fh)
-        w.writerow(["phase", "streams", "stream", "index", "pts", "received_s", "latency_ms", "status",
+        w.writerow(["phase", "streams", "stream", "index", "pts", "received_s", "latency_ms", "status", "faces",
                     *loadgen.STAGES])
         for phase, n, r in rows:
-            w.writerow([phase, n, r.stream, r.index, r.pts, f"{r.received_s:.4f}", f"{r.latency_ms:.3f}", r.status,
+            w.writerow([phase, n, r.stream, r.index, r.pts, f"{r.received_s:.4f}", f"{r.latency_ms:.3f}", r.status, r.faces,
                         *(f"{r.timings[k]:.3f}" for k in loadgen.STAGES)])
 
 

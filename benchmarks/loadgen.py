@@ -66,6 +66,7 @@ class FrameRecord:
     latency_ms: float
     status: str
     timings: dict[str, float]
+    faces: int = 0
 
 
 @dataclass
@@ -122,15 +123,16 @@ async def _one_stream(
         now = time.perf_counter() - t0
         p = fr.packet
         records.append(FrameRecord(i, index, p.pts, now, fr.latency_ms, STATUS_NAMES.get(p.status, str(p.status)),
-                                   {k: getattr(p.timings, k) for k in STAGES}))
+                                   {k: getattr(p.timings, k) for k in STAGES}, len(p.faces)))
         index += 1
         out.last_received_s = now
 
     out.first_sent_s = time.perf_counter() - t0
     try:
         async with FaceStreamClient(target) as client:
+            # faces (boxes only, no landmarks) so that costs can be split by the number of faces
             result = await client.process(src, effects=effects, on_frame=on_frame, pace=pace, realtime=realtime,
-                                          backend=backend)
+                                          backend=backend, return_faces=True)
         out.stats = stats_dict(result.stats)
         out.placements = [{"stage": s.stage, "device": s.device, "engine": s.engine}
                           for s in result.started.stages]
@@ -193,6 +195,20 @@ def summarise(run: RunResult, *, skip: int = 0) -> dict[str, Any]:
         vals = [r.timings[k] for r in run.records if r.index >= skip]
         stage[k] = {"mean": sum(vals) / len(vals) if vals else math.nan, "p50": percentile(vals, 50),
                     "p99": percentile(vals, 99)}
+    by_faces: dict[str, dict[str, Any]] = {}
+    for r in run.records:
+        if r.index < skip:
+            continue
+        key = str(min(r.faces, 2)) if r.faces < 2 else "2+"
+        d = by_faces.setdefault(key, {"frames": 0, "latency": [], **{k: 0.0 for k in STAGES}})
+        d["frames"] += 1
+        d["latency"].append(r.latency_ms)
+        for k in STAGES:
+            d[k] += r.timings[k]
+    by_faces_out = {k: {"frames": d["frames"], "latency_p50_ms": percentile(d["latency"], 50),
+                        "latency_p99_ms": percentile(d["latency"], 99),
+                        **{f"{k2}_mean": d[k2] / d["frames"] for k2 in STAGES}}
+                    for k, d in sorted(by_faces.items())}
     per_stream_fps = [o.frames_received / (o.last_received_s - o.first_sent_s) for o in run.outcomes
                       if o.frames_received and o.last_received_s > o.first_sent_s]
     return {
@@ -215,6 +231,7 @@ def summarise(run: RunResult, *, skip: int = 0) -> dict[str, Any]:
         "passed_through_frames": statuses.get("passed_through", 0),
         "server_stats": [o.stats for o in run.outcomes],
         "stage_ms": stage,
+        "by_faces": by_faces_out,
         "errors": [o.error for o in run.outcomes if o.error],
         "utilisation": run.utilisation,
         "placements": run.outcomes[0].placements if run.outcomes else [],

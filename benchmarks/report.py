@@ -181,6 +181,16 @@ def markdown(result: dict[str, Any], images: list[str]) -> str:
             lines.append(f"| {name} | " + " | ".join(_f(st[k]["mean"], "{:.2f}") for k, _ in STAGE_LABELS)
                          + f" | {_f(st['total_ms']['mean'], '{:.2f}')} | {_f(r['latency_ms']['p50'], '{:.2f}')} |")
         lines += ["", result.get("cost_note", ""), ""]
+        bf = s.get("by_faces") or {}
+        if bf:
+            lines += ["By the number of faces in the frame (single stream, as fast as possible; mean ms):", "",
+                      "| faces | frames | decode | vision | effects | encode | decode + vision + effects |",
+                      "| --- | --- | --- | --- | --- | --- | --- |"]
+            for k, d in bf.items():
+                front = sum(d[f"{x}_mean"] for x in ("decode_ms", "vision_ms", "effects_ms"))
+                lines.append(f"| {k} | {d['frames']} | " + " | ".join(_f(d[f'{x}_mean'], '{:.2f}') for x in
+                             ("decode_ms", "vision_ms", "effects_ms", "encode_ms")) + f" | {front:.2f} |")
+            lines.append("")
     p = result.get("peers") or {}
     if p and not p.get("skipped"):
         lines += ["## Peers on the same frames", "", "| what | fps | ms per frame | frames with a face |",
