@@ -17,7 +17,7 @@ from facestream.engines import backend as backends
 from facestream.engines.effects.registry import EFFECTS
 from facestream.proto import pb
 
-from . import logs
+from . import logs, memory
 from .auth import ANONYMOUS, Principal, principal
 from .config import ServerConfig
 from .metrics import Metrics
@@ -26,6 +26,9 @@ from .session import Session, SessionError
 
 log = logging.getLogger("facestream.service")
 audit = logging.getLogger("facestream.audit")
+
+# Seconds without sessions before freed memory is handed back to the OS.
+_RELEASE_AFTER = 0.5
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["FaceStream"].full_name
 
@@ -99,6 +102,22 @@ class FaceStreamService:
         self.draining = False
         self.idle = asyncio.Event()
         self.idle.set()
+        self._release: asyncio.TimerHandle | None = None
+
+    def _schedule_release(self) -> None:
+        """Once idle for a moment, give freed memory back to the OS (see memory.py)."""
+        if self._release is not None:
+            self._release.cancel()
+
+        def run() -> None:
+            self._release = None
+            if not self.sessions:
+                try:
+                    asyncio.get_running_loop().run_in_executor(self.executor, memory.release)
+                except RuntimeError:  # the executor is shut down: the server is stopping
+                    pass
+
+        self._release = asyncio.get_running_loop().call_later(_RELEASE_AFTER, run)
 
     def queue_depths(self) -> dict[str, int]:
         depths = {"in": 0, "mid": 0, "out": 0}
@@ -168,6 +187,7 @@ class FaceStreamService:
                 self.metrics.sessions_active.set(len(self.sessions))
                 if not self.sessions:
                     self.idle.set()
+                    self._schedule_release()
             self.metrics.sessions.labels(code.name).inc()
             if code is not grpc.StatusCode.OK:
                 self.metrics.errors.labels(code.name).inc()

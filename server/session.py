@@ -213,7 +213,8 @@ class Session:
                 grpc.StatusCode.RESOURCE_EXHAUSTED,
                 f"the input runs at {fps:.1f} frames per second (from the pts of the last {len(recent)} packets "
                 f"and time base {self.plan.encoder.time_base[0]}/{self.plan.encoder.time_base[1]}), over this "
-                f"server's limit of {limit:g}; lower the frame rate or fix the timestamps",
+                f"server's limit of {limit:g}; lower the frame rate, or set config.input.time_base to the units of "
+                "Packet.pts",
             )
 
     def _behind(self, arrived: float) -> bool:

@@ -37,8 +37,17 @@ def clip_packets(n: int | None = None) -> list[pb.ProcessRequest]:
         src.close()
 
 
+def clip_input() -> pb.InputConfig:
+    """The clip's input config (H.264, its time base and frame rate)."""
+    src = VideoSource(str(CLIP))
+    try:
+        return src.input_config()
+    finally:
+        src.close()
+
+
 def h264_config(**kw) -> pb.ProcessRequest:
-    inp = kw.pop("input", pb.InputConfig(codec=pb.CODEC_H264))
+    inp = kw.pop("input", None) or clip_input()
     return pb.ProcessRequest(config=pb.SessionConfig(input=inp, **kw))
 
 
