@@ -156,7 +156,16 @@ class FaceStreamService:
             async with contextlib.aclosing(session.run(requests)) as responses:
                 async for response in responses:
                     await context.write(response)
-        except SessionError as exc:
+        except asyncio.CancelledError:
+            code, message = grpc.StatusCode.CANCELLED, "the client went away"
+            raise
+        except Exception as exc:
+            if context.cancelled() or context.done():  # a write failed because the call ended under us
+                code, message = grpc.StatusCode.CANCELLED, f"the call ended: {exc!r}"
+                raise
+            if not isinstance(exc, SessionError):
+                log.exception("session %s: unexpected error", sid)
+                exc = SessionError(grpc.StatusCode.INTERNAL, f"internal error while serving the stream: {exc!r}")
             code, message = exc.code, exc.message
             log.info("session %s failed: %s: %s", sid, exc.code.name, exc.message)
             try:
@@ -168,16 +177,6 @@ class FaceStreamService:
             else:
                 await _discard(requests, self.config.error_drain_seconds)
             await context.abort(exc.code, exc.message)
-        except asyncio.CancelledError:
-            code, message = grpc.StatusCode.CANCELLED, "the client went away"
-            raise
-        except Exception as exc:
-            if context.cancelled() or context.done():  # a write failed because the call ended under us
-                code, message = grpc.StatusCode.CANCELLED, f"the call ended: {exc!r}"
-            else:
-                code, message = grpc.StatusCode.INTERNAL, f"internal error: {exc!r}"
-                log.exception("session %s: unexpected error", sid)
-            raise
         finally:
             if session is not None:
                 self.sessions.pop(sid, None)
