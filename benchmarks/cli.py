@@ -80,6 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
     out.add_argument("--out", type=Path, default=Path("facestream-bench-results"), help="folder for the results")
     out.add_argument("--label", default="", help="title of the summary")
     out.add_argument("--no-plots", action="store_true")
+    out.add_argument("--render", type=Path, metavar="RESULT_JSON",
+                     help="measure nothing: redraw the plots and summary.md of an earlier result.json beside it")
     out.add_argument("--raw", action="store_true", help="also write every frame's record to frames.csv")
     out.add_argument("--quiet", action="store_true")
     return ap
@@ -291,6 +293,13 @@ def main(argv: list[str] | None = None) -> int:
         parse_effects(opts.effects)
     except ValueError as exc:
         raise SystemExit(f"facestream-bench: {exc}")
+    if opts.render:
+        import json
+
+        result = json.loads(opts.render.read_text())
+        images = [] if opts.no_plots else report.plots(result, opts.render.parent)
+        (opts.render.parent / "summary.md").write_text(report.markdown(result, images))
+        return 0
     result = asyncio.run(run(opts))
     opts.out.mkdir(parents=True, exist_ok=True)
     raw = result.pop("_raw", [])

@@ -69,8 +69,8 @@ def plots(result: dict[str, Any], out: Path) -> list[str]:
 
         n = [s["streams"] for s in steps]
         fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 4))
-        a1.plot(n, [s["throughput_fps"]["out"] for s in steps], "o-", label="frames out")
-        a1.plot(n, [s["throughput_fps"]["in"] for s in steps], "x--", label="frames in")
+        a1.plot(n, [s["throughput_fps"]["out"] for s in steps], "o-", label="frames received (client)")
+        a1.plot(n, [s["throughput_fps"]["in"] for s in steps], "x--", label="frames sent (client)")
         a1.plot(n, [k * steps[0]["source_fps"] for k in n], ":", color="grey", label="real time (N × source fps)")
         a1.set_xlabel("concurrent streams")
         a1.set_ylabel("frames per second, all streams")
@@ -97,7 +97,7 @@ def plots(result: dict[str, Any], out: Path) -> list[str]:
     rows = [("1 stream, as fast as possible", result["throughput"]["summary"])] if result.get("throughput") else []
     rows += [(f"{s['streams']} paced", s) for s in steps]
     if rows:
-        fig, ax = plt.subplots(figsize=(8, 0.5 * len(rows) + 1.6))
+        fig, ax = plt.subplots(figsize=(8, 0.45 * len(rows) + 1.5))
         left = [0.0] * len(rows)
         for key, label in STAGE_LABELS:
             vals = [(r[1]["stage_ms"][key]["mean"] or 0.0) for r in rows]
@@ -107,7 +107,7 @@ def plots(result: dict[str, Any], out: Path) -> list[str]:
         ax.invert_yaxis()
         ax.set_xlabel("server time per frame, ms (mean of the per-frame stage timings)")
         ax.set_title("Where the server's time goes")
-        ax.legend(fontsize=8, ncol=5, loc="upper center", bbox_to_anchor=(0.5, -0.28))
+        ax.legend(fontsize=8, ncol=5, loc="upper center", bbox_to_anchor=(0.5, -0.2))
         fig.tight_layout()
         fig.savefig(out / "stages.png", dpi=110)
         plt.close(fig)
