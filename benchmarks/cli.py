@@ -35,7 +35,16 @@ from facestream.proto import pb
 from . import loadgen, monitor, report
 
 REPO = Path(__file__).resolve().parents[1]
-DEFAULT_CLIP = REPO.parent / "shared" / "media" / "short_hamilton_clip.mp4"
+CLIP_NAME = Path("shared") / "media" / "short_hamilton_clip.mp4"
+
+
+def default_clip() -> Path:
+    """../shared/media/short_hamilton_clip.mp4 from the working directory (run from the repository),
+    else beside the source tree."""
+    for base in (Path.cwd().parent, REPO.parent):
+        if (base / CLIP_NAME).exists():
+            return base / CLIP_NAME
+    return Path("..") / CLIP_NAME
 DEFAULT_EFFECTS = "smooth=0.5,whiten=0.3,slim=0.3,eyes=0.3,lips=0.4,blush=0.3,sharpen=0.3"
 BACKENDS = {"auto": pb.BACKEND_AUTO, "cpu": pb.BACKEND_CPU, "gpu": pb.BACKEND_GPU}
 
@@ -52,7 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
     where.add_argument("--backend", choices=tuple(BACKENDS), default="auto", help="backend the sessions ask for")
     where.add_argument("--max-sessions", type=int, default=32, help="max_sessions of a server started here")
     src = ap.add_argument_group("load")
-    src.add_argument("--clip", default=str(DEFAULT_CLIP), help="video file every stream sends (default: the shared clip)")
+    src.add_argument("--clip", default=None, help="video file every stream sends "
+                                                  "(default: ../shared/media/short_hamilton_clip.mp4)")
     src.add_argument("--frames", type=int, default=0, help="frames per stream (0: the whole clip; more loops it)")
     src.add_argument("--effects", default=DEFAULT_EFFECTS, help='effects and strengths, "smooth=0.5,eyes=0.3"; "" for none')
     src.add_argument("--streams", help="comma-separated stream counts to run paced, instead of the ramp")
@@ -158,7 +168,7 @@ def _cost_note(summary: dict[str, Any]) -> str:
 
 async def run(opts: argparse.Namespace) -> dict[str, Any]:
     log = (lambda *a: None) if opts.quiet else (lambda *a: print(*a, file=sys.stderr, flush=True))
-    clip = str(Path(opts.clip))
+    clip = str(Path(opts.clip) if opts.clip else default_clip())
     if not Path(clip).exists():
         raise SystemExit(f"facestream-bench: clip {clip} not found; pass --clip")
     effects = parse_effects(opts.effects)

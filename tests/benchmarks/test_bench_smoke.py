@@ -65,3 +65,26 @@ def test_objective_and_ratio_logic():
     assert cli._holds({**ok, "dropped_frames": 2}, 33.4, 0.05)
     assert not cli._holds({**ok, "errors": ["RESOURCE_EXHAUSTED: full"]}, 33.4, 0.0)
     assert not cli._holds({**ok, "latency_ms": {"p99": float("nan")}}, 33.4, 0.0)
+
+
+def test_clip_source_loops_with_increasing_pts(media):
+    from facestream.benchmarks.loadgen import ClipSource
+
+    src = ClipSource(str(CLIP), 300)
+    try:
+        packets = list(src)
+    finally:
+        src.close()
+    assert len(packets) == src.sent == 300
+    pts = [p.pts for p in packets]
+    assert len(set(pts)) == 300 and pts[275] > pts[274]  # the second loop continues the timeline
+    assert packets[275].data == packets[0].data
+
+
+def test_percentile_matches_linear_interpolation():
+    from facestream.benchmarks.loadgen import percentile
+
+    vals = [float(v) for v in range(1, 101)]
+    assert percentile(vals, 50) == 50.5 and percentile(vals, 0) == 1 and percentile(vals, 100) == 100
+    assert percentile(vals, 99) == pytest.approx(99.01)
+    assert percentile([], 50) != percentile([], 50)  # NaN
