@@ -169,7 +169,10 @@ def markdown(result: dict[str, Any], images: list[str]) -> str:
             lines.append(f"| {s['streams']} | {_f(l['p50'])} | {_f(l['p90'])} | {_f(l['p99'])} | {_f(l['max'])} | "
                          f"{_f(t['in'])} | {_f(t['out'])} | {unproc} | {_f(cpu.get('mean'), '{:.0f}')} | "
                          f"{_f(other.get('mean'), '{:.0f}')} | {'yes' if s['holds'] else 'no'} |")
-        lines.append("")
+        lines += ["", "Latency is per frame from the client handing the packet to gRPC to the client receiving the "
+                  "processed packet, so it includes the network and gRPC's buffers. fps in counts packets handed "
+                  "to gRPC: when the server falls behind it stops reading, and packets wait in the flow-control "
+                  "buffers. Not processed: frames passed through or dropped by the real-time policy.", ""]
     if result.get("throughput"):
         s = result["throughput"]["summary"]
         lines += ["## Server time per frame (mean ms, from the response timings)", "",
