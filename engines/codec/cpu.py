@@ -17,14 +17,29 @@ _DECODERS = {Codec.H264: "h264", Codec.HEVC: "hevc", Codec.AV1: "libdav1d", Code
 MAX_PICTURE_DELAY = 16
 
 
+def _plane(frame: av.VideoFrame, i: int, rows: int, cols: int) -> np.ndarray:
+    plane = frame.planes[i]
+    return np.frombuffer(plane, np.uint8).reshape(rows, plane.line_size)[:, :cols]
+
+
 def nv12_planes(frame: av.VideoFrame) -> tuple[np.ndarray, np.ndarray]:
-    """Y (H, W) and interleaved UV (H/2, W/2, 2) planes of an FFmpeg frame, converted to NV12 if needed."""
-    if frame.width % 2 or frame.height % 2:
-        raise CodecError(
-            f"frame size {frame.width}x{frame.height} is odd; NV12 processing needs even width and height"
-        )
-    nv12 = frame.to_ndarray(format="nv12")
+    """Y (H, W) and interleaved UV (H/2, W/2, 2) planes of an FFmpeg frame, in video range.
+
+    The software decoders' usual yuv420p is repacked with two array copies (several times
+    cheaper than a swscale pass); other formats go through swscale.
+    """
     h, w = frame.height, frame.width
+    if w % 2 or h % 2:
+        raise CodecError(f"frame size {w}x{h} is odd; NV12 processing needs even width and height")
+    if frame.format.name == "yuv420p":
+        y = _plane(frame, 0, h, w).copy()
+        uv = np.empty((h // 2, w // 2, 2), np.uint8)
+        uv[..., 0] = _plane(frame, 1, h // 2, w // 2)
+        uv[..., 1] = _plane(frame, 2, h // 2, w // 2)
+        return y, uv
+    if frame.format.name.startswith("yuvj"):  # JPEG's full range, as the rest of the pipeline expects video range
+        frame = frame.reformat(format="nv12", src_color_range="JPEG", dst_color_range="MPEG")
+    nv12 = frame.to_ndarray(format="nv12")
     return nv12[:h], nv12[h:].reshape(h // 2, w // 2, 2)
 
 
