@@ -238,6 +238,16 @@ class Session:
             item = await self._in.get()
             if item is _END:
                 frames = await self._call(self._front.flush)
+                self.stats.frames_decoded += len(frames)
+                if self.metrics is not None and frames:
+                    self.metrics.frames_in.inc(len(frames))
+                if self.stats.packets_in and not self.stats.frames_decoded:
+                    raise SessionError(
+                        grpc.StatusCode.INVALID_ARGUMENT,
+                        f"none of the {self.stats.packets_in} packets decoded to a picture; check that "
+                        f"config.input.codec ({self.plan.input_codec.name}) is the codec of the stream and that "
+                        "it starts with a keyframe",
+                    )
                 for pf in frames:
                     await self._mid.put((pf, time.perf_counter()))
                 await self._mid.put(_END)
