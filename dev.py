@@ -35,7 +35,7 @@ def ensure_env(extras: str) -> None:
     if not PYTHON.exists():
         print(f"creating {VENV}", flush=True)
         venv.EnvBuilder(with_pip=True).create(VENV)
-    stamp = VENV / f".facestream-{extras or 'base'}"
+    stamp = VENV / f".facestream-{extras.replace(',', '-') or 'base'}"
     want = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
     if stamp.exists() and stamp.read_text() == want:
         return
@@ -53,7 +53,7 @@ def main() -> int:
         ensure_env("")
         return subprocess.call([str(BIN / "facestream"), "serve", "--backend", "cpu", *args], cwd=ROOT)
     if command == "test":
-        ensure_env("dev")
+        ensure_env("dev,bench")
         return subprocess.call([str(PYTHON), "-m", "pytest", *args], cwd=ROOT)
     print(__doc__, file=sys.stderr)
     return 2
