@@ -67,7 +67,10 @@ class ServerConfig:
     api_keys: str = field(
         default="", metadata={"help": "API keys inline, entries 'NAME:sha256:HEX[:MAX_SESSIONS]' separated by commas"}
     )
-    jwt_secret: str = field(default="", metadata={"help": "accept HS256 JWTs signed with this secret"})
+    jwt_secret: str = field(
+        default="", metadata={"help": "accept HS256 JWTs signed with this secret (prefer the environment variable: "
+                                      "flags show in process listings)"}
+    )
     jwt_public_key_file: str = field(default="", metadata={"help": "accept RS256 JWTs verified with this PEM public key"})
     jwt_audience: str = field(default="facestream", metadata={"help": "required JWT audience (aud)"})
     jwt_issuer: str = field(default="", metadata={"help": "required JWT issuer (iss); empty: any"})

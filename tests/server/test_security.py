@@ -57,20 +57,23 @@ async def session(srv, packets, metadata=(), credentials=None, target=None):
         return await stream(ch, [h264_config(), *packets, END], metadata)
 
 
+# Tokens are made when the test runs (not at collection), so that their expiry is meaningful.
 @pytest.mark.parametrize("metadata,message", [
-    ((), "this server needs credentials"),
-    ((("x-api-key", "fs_wrong"),), "the API key is not valid"),
-    ((("authorization", "Bearer fs_wrong"),), "the API key is not valid"),
-    ((("authorization", "Basic abc"),), "must be 'Bearer <token>'"),
-    ((("authorization", "Bearer " + token(exp_in=-30)),), "the JWT has expired"),
-    ((("authorization", "Bearer " + token(aud="other")),), "the JWT audience is wrong"),
-    ((("authorization", "Bearer " + token(key="not-the-secret-but-long-enough-32b")),), "the JWT is not valid"),
-])
+    (lambda: (), "this server needs credentials"),
+    (lambda: (("x-api-key", "fs_wrong"),), "the API key is not valid"),
+    (lambda: (("authorization", "Bearer fs_wrong"),), "the API key is not valid"),
+    (lambda: (("authorization", "Basic abc"),), "must be 'Bearer <token>'"),
+    (lambda: (("authorization", "Bearer " + token(exp_in=-30)),), "the JWT has expired"),
+    (lambda: (("authorization", "Bearer " + token(aud="other")),), "the JWT audience is wrong"),
+    (lambda: (("authorization", "Bearer " + token(key="not-the-secret-but-long-enough-32b")),),
+     "the JWT is not valid"),
+], ids=["no-key", "wrong-key", "wrong-bearer-key", "basic-auth", "expired-jwt", "wrong-audience", "bad-signature"])
 async def test_streaming_call_rejected(secured, packets, metadata, message):
-    out = await session(secured, packets, metadata)
+    out = await session(secured, packets, metadata())
     assert out.code == UNAUTH, out
     assert message in out.details
     assert not out.packets
+    assert [r.error.code_name for r in out.responses] == ["UNAUTHENTICATED"]
 
 
 async def test_unary_call_rejected_and_health_stays_open(secured):
