@@ -23,7 +23,7 @@ from .draw import draw_faces
 from .filters import gaussian_blur, guided_filter, rgb_to_ycbcr, to_u8, tone_curve
 from .masks import FaceRegion
 from .registry import EFFECTS
-from .warp import bilinear, eyes_field, slim_field
+from .warp import bilinear, eyes_field, field_support, slim_field
 
 # smooth: self-guided filter of luma, radius SMOOTH_RADIUS * face size, eps = SMOOTH_EPS^2,
 # blended over skin with weight strength * SMOOTH_MAX.
@@ -120,16 +120,15 @@ def apply_face(y: np.ndarray, uv: np.ndarray, landmarks: np.ndarray, effects: di
 
 
 def _field(region: FaceRegion, xs: np.ndarray, ys: np.ndarray, effects: dict[str, EffectSetting]):
-    dx = np.zeros((ys.shape[0], xs.shape[1]), np.float32)
-    dy = np.zeros_like(dx)
-    if "slim" in effects:
-        fx, fy = slim_field(region, xs, ys, effects["slim"].strength)
-        dx += fx
-        dy += fy
-    if "eyes" in effects:
-        fx, fy = eyes_field(region, xs, ys, effects["eyes"].strength)
-        dx += fx
-        dy += fy
+    dx = dy = None
+    for name, fn in (("slim", slim_field), ("eyes", eyes_field)):
+        if name in effects:
+            fx, fy = fn(region, xs, ys, effects[name].strength)
+            if dx is None:
+                dx, dy = fx, fy
+            else:
+                dx += fx
+                dy += fy
     return dx, dy
 
 
@@ -138,22 +137,40 @@ def warp_face(y: np.ndarray, uv: np.ndarray, region: FaceRegion, effects: dict[s
     ly, lx = region.luma
     cy, cx = region.chroma
     xs, ys = region.luma_grid()
-    dx, dy = _field(region, xs, ys, effects)
     xs_c, ys_c = region.chroma_grid()
-    dx_c, dy_c = _field(region, xs_c, ys_c, effects)
-    # Resample only the chroma-aligned bounding box of the non-zero field (elsewhere d = 0: no change).
-    moved = (dx_c != 0) | (dy_c != 0)
-    if not moved.any():
+    # The field is zero outside the disc windows of the warps: evaluate it on their bounding box only.
+    support = field_support(region, xs_c, ys_c, "slim" in effects, "eyes" in effects)
+    if support is None:
         return
-    r = np.flatnonzero(moved.any(axis=1))
-    c = np.flatnonzero(moved.any(axis=0))
-    cr = slice(max(0, r[0] - 1), r[-1] + 2)
-    cc = slice(max(0, c[0] - 1), c[-1] + 2)
-    lr = slice(2 * cr.start, 2 * min(cr.stop, dx_c.shape[0]))
-    lc = slice(2 * cc.start, 2 * min(cc.stop, dx_c.shape[1]))
+    sr, sc = support
+    dx_s, dy_s = _field(region, xs_c[:, sc], ys_c[sr], effects)
+    # Resample only the chroma-aligned bounding box of the non-zero field (elsewhere d = 0: no change).
+    moved = (dx_s != 0) | (dy_s != 0)
+    rows = np.flatnonzero(moved.any(axis=1))
+    if rows.size == 0:
+        return
+    cols = np.flatnonzero(moved.any(axis=0))
+    hc, wc = ys_c.shape[0], xs_c.shape[1]
+    cr = slice(max(0, sr.start + rows[0] - 1), min(sr.start + rows[-1] + 2, hc))
+    cc = slice(max(0, sc.start + cols[0] - 1), min(sc.start + cols[-1] + 2, wc))
+    lr = slice(2 * cr.start, 2 * cr.stop)
+    lc = slice(2 * cc.start, 2 * cc.stop)
+    dx_c = np.zeros((cr.stop - cr.start, cc.stop - cc.start), np.float32)
+    dy_c = np.zeros_like(dx_c)
+    # overlap of the support box and the resampled box, in each one's coordinates
+    r0, r1 = max(cr.start, sr.start), min(cr.stop, sr.stop)
+    c0, c1 = max(cc.start, sc.start), min(cc.stop, sc.stop)
+    dx_c[r0 - cr.start : r1 - cr.start, c0 - cc.start : c1 - cc.start] = dx_s[r0 - sr.start : r1 - sr.start, c0 - sc.start : c1 - sc.start]
+    dy_c[r0 - cr.start : r1 - cr.start, c0 - cc.start : c1 - cc.start] = dy_s[r0 - sr.start : r1 - sr.start, c0 - sc.start : c1 - sc.start]
+    xs_l, ys_l = xs[:, lc], ys[lr]
+    dx, dy = _field(region, xs_l, ys_l, effects)
     # Continuous source position minus 0.5 gives the pixel-index coordinate to sample at.
-    new_y = bilinear(y, xs[:, lc] - dx[lr, lc] - 0.5, ys[lr] - dy[lr, lc] - 0.5)
-    new_uv = bilinear(uv, (xs_c[:, cc] - dx_c[cr, cc]) * 0.5 - 0.5, (ys_c[cr] - dy_c[cr, cc]) * 0.5 - 0.5)
+    dx = np.subtract(xs_l, dx, out=dx)
+    dx -= np.float32(0.5)
+    dy = np.subtract(ys_l, dy, out=dy)
+    dy -= np.float32(0.5)
+    new_y = bilinear(y, dx, dy)
+    new_uv = bilinear(uv, (xs_c[:, cc] - dx_c) * 0.5 - 0.5, (ys_c[cr] - dy_c) * 0.5 - 0.5)
     y[ly, lx][lr, lc] = to_u8(new_y)
     uv[cy, cx][cr, cc] = to_u8(new_uv)
 

@@ -16,7 +16,11 @@ BORDER = cv2.BORDER_REFLECT_101
 
 def to_u8(x: np.ndarray) -> np.ndarray:
     """Rounds half up and clamps: floor(x + 0.5) clipped to 0..255."""
-    return np.clip(np.floor(x + 0.5), 0, 255).astype(np.uint8)
+    t = np.add(x, np.float32(0.5) if x.dtype == np.float32 else 0.5)
+    np.floor(t, out=t)
+    np.maximum(t, 0, out=t)
+    np.minimum(t, 255, out=t)
+    return t.astype(np.uint8)
 
 
 def box_mean(img: np.ndarray, r: int) -> np.ndarray:

@@ -140,7 +140,9 @@ class FaceRegion:
         if "skin" not in self._cache:
             _, geometry = self.geometry()
             c = self.skin_chroma(uv_roi)
-            self._cache["skin"] = geometry * np.repeat(np.repeat(c, 2, axis=0), 2, axis=1)
+            hc, wc = c.shape
+            # each chroma value repeated over its 2x2 luma block (same values as np.repeat on both axes)
+            self._cache["skin"] = (geometry.reshape(hc, 2, wc, 2) * c[:, None, :, None]).reshape(geometry.shape)
         return self._cache["skin"]
 
     def skin_c(self, uv_roi: np.ndarray) -> np.ndarray:

@@ -8,6 +8,8 @@ so both planes move together. Every field is exactly zero outside a bounded supp
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from . import mesh
@@ -54,13 +56,30 @@ def eye_geometry(pts: np.ndarray) -> list[tuple[np.ndarray, float]]:
     return out
 
 
+def _eyes(region: FaceRegion) -> list[tuple[np.ndarray, float]]:
+    if "eyes" not in region._cache:
+        region._cache["eyes"] = eye_geometry(region.pts)
+    return region._cache["eyes"]
+
+
 def disc_window(xs: np.ndarray, ys: np.ndarray, c, radius: float) -> tuple[slice, slice]:
     """Rows and columns of the grid (xs (1, W), ys (H, 1), ascending) within the square around a disc."""
     x = xs[0]
     y = ys[:, 0]
-    cols = slice(int(np.searchsorted(x, c[0] - radius)), int(np.searchsorted(x, c[0] + radius, side="right")))
-    rows = slice(int(np.searchsorted(y, c[1] - radius)), int(np.searchsorted(y, c[1] + radius, side="right")))
+    cols = slice(int(x.searchsorted(c[0] - radius)), int(x.searchsorted(c[0] + radius, side="right")))
+    rows = slice(int(y.searchsorted(c[1] - radius)), int(y.searchsorted(c[1] + radius, side="right")))
     return rows, cols
+
+
+def disc_windows(xs: np.ndarray, ys: np.ndarray, centres: np.ndarray, radii) -> list[tuple[slice, slice]]:
+    """disc_window for several discs (centres (K, 2), radii scalar or (K,)) with one search per bound."""
+    x = xs[0]
+    y = ys[:, 0]
+    lo = centres - np.asarray(radii, np.float64).reshape(-1, 1)
+    hi = centres + np.asarray(radii, np.float64).reshape(-1, 1)
+    c0, c1 = x.searchsorted(lo[:, 0]).tolist(), x.searchsorted(hi[:, 0], side="right").tolist()
+    r0, r1 = y.searchsorted(lo[:, 1]).tolist(), y.searchsorted(hi[:, 1], side="right").tolist()
+    return [(slice(a, b), slice(c, d)) for a, b, c, d in zip(r0, r1, c0, c1)]
 
 
 def eyes_field(region: FaceRegion, xs: np.ndarray, ys: np.ndarray, strength: float):
@@ -68,7 +87,7 @@ def eyes_field(region: FaceRegion, xs: np.ndarray, ys: np.ndarray, strength: flo
     a = EYE_AMOUNT * strength
     dx = np.zeros((ys.shape[0], xs.shape[1]), np.float32)
     dy = np.zeros_like(dx)
-    for c, radius in eye_geometry(region.pts):
+    for c, radius in _eyes(region):
         rows, cols = disc_window(xs, ys, c, radius)
         ox = xs[:, cols] - np.float32(c[0])
         oy = ys[rows] - np.float32(c[1])
@@ -83,14 +102,14 @@ def slim_vectors(pts: np.ndarray, strength: float, size: float) -> tuple[np.ndar
     """Jaw control points, their inward shift vectors (towards the face midline), the support radius."""
     top, chin = pts[mesh.FOREHEAD_TOP], pts[mesh.CHIN]
     axis = chin - top
-    axis = axis / max(float(np.linalg.norm(axis)), 1e-6)
+    axis = axis / max(math.sqrt(axis.dot(axis)), 1e-6)
     centres, shifts = [], []
     for side in (mesh.RIGHT_JAW, mesh.LEFT_JAW):
         for idx, w in zip(side, SLIM_PROFILE):
             c = pts[idx]
             rel = c - top
             perp = rel - axis * float(rel @ axis)  # from the midline out to the contour
-            n = perp / max(float(np.linalg.norm(perp)), 1e-6)
+            n = perp / max(math.sqrt(perp.dot(perp)), 1e-6)  # = np.linalg.norm(perp)
             centres.append(c)
             shifts.append(-n * (SLIM_AMOUNT * strength * w * size))
     return np.array(centres), np.array(shifts), SLIM_RADIUS * size
@@ -103,27 +122,60 @@ def slim_field(region: FaceRegion, xs: np.ndarray, ys: np.ndarray, strength: flo
     shift v_k towards the face midline. The field is the phi-weighted mean shift, faded by the
     coverage 1 - prod_k (1 - phi_k):  d = (1 - prod(1 - phi_k)) * sum(phi_k v_k) / sum(phi_k).
     """
-    centres, shifts, radius = slim_vectors(region.pts, strength, region.size)
+    key = ("slim_vectors", strength)
+    if key not in region._cache:
+        region._cache[key] = slim_vectors(region.pts, strength, region.size)
+    centres, shifts, radius = region._cache[key]
     shape = (ys.shape[0], xs.shape[1])
-    sw = np.zeros(shape, np.float32)
-    svx = np.zeros(shape, np.float32)
-    svy = np.zeros(shape, np.float32)
+    # acc[0] = sum_k phi_k, acc[1:] = sum_k phi_k v_k, each accumulated in k order
+    acc = np.zeros((3,) + shape, np.float32)
     keep = np.ones(shape, np.float32)
     inv_r2 = np.float32(1.0 / (radius * radius))
-    for c, v in zip(centres, shifts):
-        rows, cols = disc_window(xs, ys, c, radius)
+    one = np.float32(1.0)
+    for c, v, (rows, cols) in zip(centres, shifts, disc_windows(xs, ys, centres, radius)):
+        if rows.start >= rows.stop or cols.start >= cols.stop:
+            continue
         ox = xs[:, cols] - np.float32(c[0])
         oy = ys[rows] - np.float32(c[1])
-        u = (ox * ox + oy * oy) * inv_r2
-        phi = np.where(u < 1.0, (1.0 - u) ** 2, 0.0).astype(np.float32)
-        sw[rows, cols] += phi
-        svx[rows, cols] += phi * np.float32(v[0])
-        svy[rows, cols] += phi * np.float32(v[1])
-        keep[rows, cols] *= 1.0 - phi
-    cover = 1.0 - keep
+        # phi = (1 - u)^2 for u < 1, else 0; max(1 - u, 0)^2 is the same number.
+        t = ox * ox + oy * oy
+        t *= inv_r2
+        np.subtract(one, t, out=t)
+        np.maximum(t, np.float32(0.0), out=t)
+        phi = np.multiply(t, t, out=t)
+        acc[:, rows, cols] += phi * np.array([1.0, v[0], v[1]], np.float32)[:, None, None]
+        keep[rows, cols] *= one - phi
+    sw, svx, svy = acc
+    cover = np.subtract(one, keep, out=keep)
     with np.errstate(invalid="ignore", divide="ignore"):
-        scale = np.where(sw > 0, cover / sw, 0.0).astype(np.float32)
-    return svx * scale, svy * scale
+        scale = np.divide(cover, sw, out=cover)
+    scale[sw <= 0] = 0.0
+    svx *= scale
+    svy *= scale
+    return svx, svy
+
+
+def field_support(region: FaceRegion, xs: np.ndarray, ys: np.ndarray, slim: bool, eyes: bool):
+    """Rows and columns of the grid holding every disc window of the chosen warps (outside it d = 0)."""
+    centres, radii = [], []
+    if slim:
+        jaw = list(mesh.RIGHT_JAW + mesh.LEFT_JAW)
+        centres.append(region.pts[jaw])
+        radii += [SLIM_RADIUS * region.size] * len(jaw)
+    if eyes:
+        for c, radius in _eyes(region):
+            centres.append(c[None])
+            radii.append(radius)
+    r0 = c0 = 1 << 30
+    r1 = c1 = 0
+    for rows, cols in disc_windows(xs, ys, np.concatenate(centres), radii):
+        if rows.start >= rows.stop or cols.start >= cols.stop:
+            continue
+        r0, r1 = min(r0, rows.start), max(r1, rows.stop)
+        c0, c1 = min(c0, cols.start), max(c1, cols.stop)
+    if r0 >= r1 or c0 >= c1:
+        return None
+    return slice(r0, r1), slice(c0, c1)
 
 
 def bilinear(plane: np.ndarray, sx: np.ndarray, sy: np.ndarray) -> np.ndarray:
@@ -135,18 +187,39 @@ def bilinear(plane: np.ndarray, sx: np.ndarray, sy: np.ndarray) -> np.ndarray:
     h, w = plane.shape[:2]
     x0 = np.floor(sx)
     y0 = np.floor(sy)
-    fx = (sx - x0).astype(np.float32)
-    fy = (sy - y0).astype(np.float32)
+    fx = np.subtract(sx, x0, dtype=np.float32)
+    fy = np.subtract(sy, y0, dtype=np.float32)
     x0 = x0.astype(np.int32)
     y0 = y0.astype(np.int32)
-    xa = np.clip(x0, 0, w - 1)
-    xb = np.clip(x0 + 1, 0, w - 1)
-    ya = np.clip(y0, 0, h - 1)
-    yb = np.clip(y0 + 1, 0, h - 1)
+    xa = np.minimum(np.maximum(x0, 0), w - 1)
+    xb = np.minimum(np.maximum(x0 + 1, 0), w - 1)
+    ya = np.minimum(np.maximum(y0, 0), h - 1)
+    yb = np.minimum(np.maximum(y0 + 1, 0), h - 1)
+    gx = 1 - fx
+    gy = 1 - fy
+    if plane.dtype == np.uint8 and _gather_ok(plane):
+        # Same values as p[ya, xa] etc., gathered by flat index (2-channel planes as uint16 pairs).
+        flat = plane.reshape(h * w, -1).view(np.uint16 if plane.ndim == 3 else np.uint8).reshape(-1)
+        ya *= w
+        yb *= w
+        corners = [flat.take(r + c) for r, c in ((ya, xa), (ya, xb), (yb, xa), (yb, xb))]
+        if plane.ndim == 3:
+            corners = [q.view(np.uint8).reshape(q.shape + (2,)) for q in corners]
+        paa, pab, pba, pbb = corners
+    else:
+        p = plane.astype(np.float32, copy=False) if plane.dtype != np.uint8 else plane
+        paa, pab, pba, pbb = p[ya, xa], p[ya, xb], p[yb, xa], p[yb, xb]
     if plane.ndim == 3:
-        fx = fx[..., None]
-        fy = fy[..., None]
-    p = plane.astype(np.float32, copy=False) if plane.dtype != np.uint8 else plane
-    top = (1 - fx) * p[ya, xa] + fx * p[ya, xb]
-    bot = (1 - fx) * p[yb, xa] + fx * p[yb, xb]
-    return (1 - fy) * top + fy * bot
+        fx, fy, gx, gy = fx[..., None], fy[..., None], gx[..., None], gy[..., None]
+    top = gx * paa
+    top += fx * pab
+    bot = gx * pba
+    bot += fx * pbb
+    top *= gy
+    bot *= fy
+    top += bot
+    return top
+
+
+def _gather_ok(plane: np.ndarray) -> bool:
+    return plane.flags.c_contiguous and (plane.ndim == 2 or (plane.ndim == 3 and plane.shape[2] == 2))
