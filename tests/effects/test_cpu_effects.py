@@ -290,3 +290,23 @@ def test_lip_colour_is_a_parameter(pictures):
         frames[colour] = frame.uv[region.chroma][sel].astype(float).mean(axis=0)
     blue, red = frames[(40, 60, 220)], frames[(220, 40, 40)]
     assert blue[0] > red[0] + 20 and red[1] > blue[1] + 20  # Cb up for blue, Cr up for red
+
+
+@pytest.mark.parametrize("name", PHOTOS)
+def test_warp_field_is_zero_outside_its_support(pictures, name):
+    """warp_face evaluates the field only on field_support's box: everywhere else it must be exactly 0."""
+    from facestream.engines.effects.cpu import _field
+    from facestream.engines.effects.warp import field_support
+
+    pic = pictures[name]
+    for face in pic.faces:
+        for chosen in (("slim",), ("eyes",), ("slim", "eyes")):
+            region = FaceRegion(face.landmarks, *pic.y.shape)
+            effects = {n: EffectSetting(n, 1.0) for n in chosen}
+            for xs, ys in (region.luma_grid(), region.chroma_grid()):
+                dx, dy = _field(region, xs, ys, effects)
+                rows, cols = field_support(region, xs, ys, "slim" in effects, "eyes" in effects)
+                outside = np.ones(dx.shape, bool)
+                outside[rows, cols] = False
+                assert np.any(dx[~outside] != 0)
+                assert not np.any(dx[outside]) and not np.any(dy[outside])
