@@ -1,7 +1,9 @@
 """The per-session pipeline: decode -> vision -> effects -> encode, as plain synchronous steps.
 
-The server runs `FrontEnd` (decode, vision, effects) and `BackEnd` (encode) in worker
-threads, one call at a time each, so a session's encode overlaps the next frame's decode.
+The server runs `FrontEnd` (decode, vision), `EffectsStage` and `BackEnd` (encode) in worker
+threads, one call at a time each, so the stages of consecutive frames overlap: frame n is
+encoded while frame n+1 gets its effects and frame n+2 is decoded and searched for faces.
+Vision stays in one stage because tracking carries state from frame to frame.
 """
 from __future__ import annotations
 
@@ -25,9 +27,14 @@ class FrameTooLarge(CodecError):
 class ProcessedFrame:
     frame: Frame
     faces: list[Face]
-    effects_version: int
+    # The effect settings in force when the frame was decoded.
+    settings: EffectSettings
     # False when the frame skipped vision and effects to keep up (real-time policy).
     processed: bool = True
+
+    @property
+    def effects_version(self) -> int:
+        return self.settings.version
 
 
 def _ms(start: float) -> float:
@@ -35,16 +42,15 @@ def _ms(start: float) -> float:
 
 
 class FrontEnd:
-    """Decode, then find faces and apply effects on each decoded frame."""
+    """Decode, then find faces in each decoded frame when effects or the client need them."""
 
     def __init__(
-        self, decoder: Decoder, vision: Vision, effects: Effects, settings: EffectSettings,
+        self, decoder: Decoder, vision: Vision, settings: EffectSettings,
         report_faces: bool, max_width: int, max_height: int,
     ) -> None:
         self.decoder = decoder
         self.report_faces = report_faces
         self.vision = vision
-        self.effects = effects
         self.settings = settings
         self.max_width, self.max_height = max_width, max_height
 
@@ -69,11 +75,7 @@ class FrontEnd:
                 t = time.perf_counter()
                 faces = self.vision.process(frame)
                 frame.timings["vision_ms"] = _ms(t)
-                t = time.perf_counter()
-                if settings.active:
-                    self.effects.apply(frame, faces, settings)
-                frame.timings["effects_ms"] = _ms(t)
-            out.append(ProcessedFrame(frame, faces, settings.version, processed=not skip))
+            out.append(ProcessedFrame(frame, faces, settings, processed=not skip))
         return out
 
     def push(self, data: bytes, pts: int, skip: bool = False) -> list[ProcessedFrame]:
@@ -89,6 +91,20 @@ class FrontEnd:
     def close(self) -> None:
         self.decoder.close()
         self.vision.close()
+
+
+class EffectsStage:
+    """Applies each frame's effect settings to it, in place."""
+
+    def __init__(self, effects: Effects) -> None:
+        self.effects = effects
+
+    def apply(self, pf: ProcessedFrame) -> ProcessedFrame:
+        if pf.processed and pf.settings.active:
+            t = time.perf_counter()
+            self.effects.apply(pf.frame, pf.faces, pf.settings)
+            pf.frame.timings["effects_ms"] = _ms(t)
+        return pf
 
 
 class BackEnd:

@@ -120,7 +120,7 @@ class FaceStreamService:
         self._release = asyncio.get_running_loop().call_later(_RELEASE_AFTER, run)
 
     def queue_depths(self) -> dict[str, int]:
-        depths = {"in": 0, "mid": 0, "out": 0}
+        depths = {"in": 0, "mid": 0, "effects": 0, "out": 0}
         for s in list(self.sessions.values()):
             for name, depth in s.queue_depths().items():
                 depths[name] += depth

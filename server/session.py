@@ -1,8 +1,8 @@
 """One Process stream: a session that moves packets through the pipeline with bounded queues.
 
-Three tasks per session: the reader takes requests off the stream, the front end decodes,
-finds faces and applies effects, the back end encodes. Each hands on through a bounded
-queue, so a session that falls behind stops reading (gRPC flow control then slows the
+Four tasks per session: the reader takes requests off the stream, the front end decodes and
+finds faces, the effects stage applies the beauty effects, the back end encodes. Each hands
+on through a bounded queue, so a session that falls behind stops reading (gRPC flow control then slows the
 client) instead of buffering without end. The blocking stage calls run in worker threads,
 never on the event loop, so one session's work does not stall another's I/O.
 """
@@ -21,7 +21,7 @@ import grpc
 
 from facestream.engines.backend import CpuBackend
 from facestream.engines.codec.base import CodecError
-from facestream.engines.pipeline import BackEnd, FrameTooLarge, FrontEnd, ProcessedFrame
+from facestream.engines.pipeline import BackEnd, EffectsStage, FrameTooLarge, FrontEnd, ProcessedFrame
 from facestream.proto import pb
 
 from .config import ServerConfig
@@ -88,16 +88,17 @@ class Session:
         self._front = FrontEnd(
             backend.decoder(plan.input_codec, plan.width, plan.height),
             backend.vision(server.max_faces, plan.encoder.frame_rate[0] / plan.encoder.frame_rate[1]),
-            backend.effects(),
             plan.effects,
             plan.return_faces,
             server.max_width,
             server.max_height,
         )
+        self._effects = EffectsStage(backend.effects())
         self._back = BackEnd(backend.encoder, plan.encoder)
         depth = max(1, server.queue_depth)
         self._in: asyncio.Queue = asyncio.Queue(depth)
         self._mid: asyncio.Queue = asyncio.Queue(depth)
+        self._fx: asyncio.Queue = asyncio.Queue(depth)
         self._out: asyncio.Queue = asyncio.Queue(depth)
 
     def started_message(self, config: pb.SessionConfig) -> pb.ProcessResponse:
@@ -117,7 +118,7 @@ class Session:
         return await asyncio.get_running_loop().run_in_executor(self.executor, ctx.run, fn, *args)
 
     def queue_depths(self) -> dict[str, int]:
-        return {"in": self._in.qsize(), "mid": self._mid.qsize(), "out": self._out.qsize()}
+        return {"in": self._in.qsize(), "mid": self._mid.qsize(), "effects": self._fx.qsize(), "out": self._out.qsize()}
 
     def _fail(self, exc: SessionError) -> None:
         """Marks the session failed (first failure wins) and unblocks a reader waiting on a full queue."""
@@ -231,7 +232,7 @@ class Session:
         if not self.plan.realtime:
             return False
         late = time.perf_counter() - arrived > self._drop_budget
-        return late or (self._mid.qsize() >= self._mid.maxsize - 1 and not pf.processed)
+        return late or (self._fx.qsize() >= self._fx.maxsize - 1 and not pf.processed)
 
     async def _run_front(self) -> None:
         while True:
@@ -262,9 +263,22 @@ class Session:
             else:
                 self._front.update_effects(item)
 
-    async def _run_back(self) -> None:
+    async def _run_effects(self) -> None:
         while True:
             item = await self._mid.get()
+            if item is _END:
+                await self._fx.put(_END)
+                return
+            pf, arrived = item
+            # Real-time policy: a frame already past the drop budget will be dropped before the
+            # encoder, so its effects are not worth computing.
+            if not (self.plan.realtime and time.perf_counter() - arrived > self._drop_budget):
+                pf = await self._call(self._effects.apply, pf)
+            await self._fx.put((pf, arrived))
+
+    async def _run_back(self) -> None:
+        while True:
+            item = await self._fx.get()
             if item is _END:
                 pairs = await self._call(self._back.flush)
                 for pair in pairs:
@@ -328,6 +342,7 @@ class Session:
         self._reader = asyncio.create_task(self._read(requests), name=f"{self.id}-read")
         workers = [
             asyncio.create_task(self._run_front(), name=f"{self.id}-front"),
+            asyncio.create_task(self._run_effects(), name=f"{self.id}-effects"),
             asyncio.create_task(self._run_back(), name=f"{self.id}-back"),
         ]
         watched = [self._reader, *workers]
