@@ -196,11 +196,12 @@ def gpu_backend_ready() -> tuple[bool, str]:
     return True, ""
 
 
-def resolve(requested: str) -> CpuBackend | GpuBackend:
+def resolve(requested: str, output: str = "h264") -> CpuBackend | GpuBackend:
     """The backend for `requested` ("auto", "cpu" or "gpu"), or BackendUnavailable saying why not.
 
     `auto` takes the GPU when the host has a usable one (CuPy sees a CUDA device) and the CPU
-    otherwise; the chosen backend's placements say why.
+    otherwise; the chosen backend's placements say why. `output` is the output codec's name,
+    which decides where the gpu backend encodes.
     """
     if requested == "cpu":
         return CpuBackend()
@@ -208,7 +209,7 @@ def resolve(requested: str) -> CpuBackend | GpuBackend:
     if requested == "gpu":
         if not ok:
             raise BackendUnavailable(f"the gpu backend is not available on this host: {why}; use cpu or auto")
-        return GpuBackend("gpu backend requested")
+        return GpuBackend("gpu backend requested", output)
     if ok:
-        return GpuBackend(f"auto: {probe_gpu().device} found")
+        return GpuBackend(f"auto: {probe_gpu().device} found", output)
     return CpuBackend(f"auto: no usable GPU ({why})")

@@ -11,6 +11,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from facestream.engines import backend as backends
 from facestream.engines.models.store import default_store
 
 from .auth import AuthInterceptor, Authenticator
@@ -75,6 +76,10 @@ class FaceStreamServer:
 
     def __init__(self, config: ServerConfig) -> None:
         self.config = config
+        if config.backend == "gpu":
+            ok, why = backends.gpu_backend_ready()
+            if not ok:
+                raise ConfigurationError(f"--backend gpu: no usable GPU on this host ({why}); use --backend cpu or auto")
         self.executor = ThreadPoolExecutor(config.worker_threads, thread_name_prefix="facestream-stage")
         self.metrics = Metrics()
         try:
@@ -108,6 +113,14 @@ class FaceStreamServer:
         for name in ("", SERVICE_NAME):
             await self.health.set(name, status)
 
+    def _load_models(self) -> None:
+        """Verifies and warms up the models of every backend this server may run sessions on."""
+        default_store().load()
+        if self.config.backend != "cpu" and backends.gpu_backend_ready()[0]:
+            from facestream.engines.vision.gpu import shared_models
+
+            shared_models().warm_up()  # builds and caches TensorRT engines on the first start
+
     async def start(self) -> None:
         """Listens at once (health says NOT_SERVING), then verifies and warms up the models."""
         await self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
@@ -118,8 +131,7 @@ class FaceStreamServer:
         log.info("listening on %s:%d (%s, auth %s, reflection %s); loading models", self.config.host, self.port,
                  "TLS" if self.config.tls_cert_file else "plaintext", "on" if self.auth.enabled else "off",
                  "on" if self.config.reflection else "off")
-        store = default_store()
-        await asyncio.get_running_loop().run_in_executor(self.executor, store.load)
+        await asyncio.get_running_loop().run_in_executor(self.executor, self._load_models)
         self.service.ready = True
         self.metrics.model_ready.set(1)
         await self._set_health(health_pb2.HealthCheckResponse.SERVING)

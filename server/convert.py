@@ -5,6 +5,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from facestream.engines.backend import Placement
 from facestream.engines.codec.base import Codec, EncodedPacket, EncoderSettings
 from facestream.engines.effects.base import EffectSetting, EffectSettings
 from facestream.engines.effects.registry import EffectError, validate
@@ -131,6 +132,10 @@ def session_plan(cfg: pb.SessionConfig, limits: ServerConfig) -> SessionPlan:
         backend=BACKEND_NAMES[cfg.backend],
         label=cfg.label,
     )
+
+
+def stage_messages(placements: list[Placement]) -> list[pb.StagePlacement]:
+    return [pb.StagePlacement(stage=p.stage, device=p.device, engine=p.engine, reason=p.reason) for p in placements]
 
 
 def face_message(face: Face, landmarks: bool) -> pb.Face:

@@ -21,7 +21,7 @@ from . import logs, memory
 from .auth import ANONYMOUS, Principal, principal
 from .config import ServerConfig
 from .metrics import Metrics
-from .convert import INPUT_CODECS, OUTPUT_CODECS, ConfigError, SessionPlan, session_plan
+from .convert import INPUT_CODECS, OUTPUT_CODECS, ConfigError, SessionPlan, session_plan, stage_messages
 from .session import Session, SessionError
 
 log = logging.getLogger("facestream.service")
@@ -253,7 +253,9 @@ class FaceStreamService:
             )
         try:
             plan = session_plan(first.config, self.config)
-            backend = backends.resolve(plan.backend if plan.backend != "auto" else self.config.backend)
+            backend = backends.resolve(
+                plan.backend if plan.backend != "auto" else self.config.backend, plan.encoder.codec.value
+            )
             return Session(plan, backend, self.config, self.executor, sid, self.metrics), plan
         except ConfigError as exc:
             code = grpc.StatusCode.RESOURCE_EXHAUSTED if exc.limit else grpc.StatusCode.INVALID_ARGUMENT
@@ -311,7 +313,15 @@ async def _discard(requests, timeout: float) -> None:
 
 def capabilities(config: ServerConfig) -> pb.Capabilities:
     gpu = backends.probe_gpu()
-    cpu = backends.CpuBackend()
+    gpu_on = gpu.available and config.backend in ("auto", "gpu")
+    cpu = backends.CpuBackend("cpu backend" if gpu.available or config.backend == "cpu"
+                              else f"auto: no usable GPU ({gpu.detail})")
+    if gpu.available:
+        gpu_stages = backends.gpu_plan().placements()
+        gpu_detail = (f"{gpu.name}, compute capability {gpu.compute_capability}, {gpu.memory_gb:g} GB, "
+                      f"CUDA driver {gpu.driver}; " + "; ".join(f"{p.stage}: {p.engine}" for p in gpu_stages))
+    else:
+        gpu_stages, gpu_detail = [], gpu.detail
     return pb.Capabilities(
         server_version=server_version(),
         input_codecs=INPUT_CODECS,
@@ -327,15 +337,12 @@ def capabilities(config: ServerConfig) -> pb.Capabilities:
             for spec in EFFECTS.values()
         ],
         backends=[
-            pb.BackendInfo(
-                backend=pb.BACKEND_CPU, available=True, device="cpu", detail="PyAV codecs, ONNX Runtime, NumPy/OpenCV",
-                stages=[pb.StagePlacement(stage=p.stage, device=p.device, engine=p.engine, reason=p.reason)
-                        for p in cpu.placements()],
-            ),
-            pb.BackendInfo(backend=pb.BACKEND_GPU, available=False, device=gpu.device,
-                           detail=gpu.detail or "the gpu backend is not built into this server version"),
+            pb.BackendInfo(backend=pb.BACKEND_CPU, available=True, device="cpu",
+                           detail="PyAV codecs, ONNX Runtime, NumPy/OpenCV", stages=stage_messages(cpu.placements())),
+            pb.BackendInfo(backend=pb.BACKEND_GPU, available=gpu.available, device=gpu.device,
+                           detail=gpu_detail, stages=stage_messages(gpu_stages)),
         ],
-        default_backend=pb.BACKEND_CPU,
+        default_backend=pb.BACKEND_GPU if gpu_on else pb.BACKEND_CPU,
         limits=pb.Limits(
             max_sessions=config.max_sessions,
             max_width=config.max_width,

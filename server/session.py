@@ -19,14 +19,14 @@ from typing import AsyncIterator
 
 import grpc
 
-from facestream.engines.backend import CpuBackend
+from facestream.engines.backend import CpuBackend, GpuBackend
 from facestream.engines.codec.base import CodecError
 from facestream.engines.pipeline import BackEnd, EffectsStage, FrameTooLarge, FrontEnd, ProcessedFrame
 from facestream.proto import pb
 
 from .config import ServerConfig
 from .metrics import Metrics
-from .convert import ConfigError, SessionPlan, effect_settings, output_packet, timings_message
+from .convert import ConfigError, SessionPlan, effect_settings, output_packet, stage_messages, timings_message
 
 log = logging.getLogger("facestream.session")
 
@@ -68,7 +68,7 @@ class _Stats:
 
 class Session:
     def __init__(
-        self, plan: SessionPlan, backend: CpuBackend, server: ServerConfig, executor: Executor,
+        self, plan: SessionPlan, backend: CpuBackend | GpuBackend, server: ServerConfig, executor: Executor,
         session_id: str | None = None, metrics: Metrics | None = None,
     ) -> None:
         self.id = session_id or uuid.uuid4().hex[:12]
@@ -107,8 +107,7 @@ class Session:
                 session_id=self.id,
                 config=config,
                 backend=pb.BACKEND_CPU if self.backend.name == "cpu" else pb.BACKEND_GPU,
-                stages=[pb.StagePlacement(stage=p.stage, device=p.device, engine=p.engine, reason=p.reason)
-                        for p in self.backend.placements()],
+                stages=stage_messages(self.backend.placements()),
             )
         )
 

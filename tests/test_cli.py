@@ -83,3 +83,12 @@ def test_cli_reports_bad_input(served, tmp_path):
         capture_output=True, text=True, timeout=60,
     )
     assert missing.returncode == 2 and "cannot open video source" in missing.stderr
+
+
+def test_serve_gpu_backend_without_gpu_says_why():
+    result = subprocess.run(
+        [str(BIN / "facestream"), "serve", "--port", str(free_port()), "--backend", "gpu"],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert result.returncode == 1
+    assert "--backend gpu: no usable GPU on this host" in result.stderr and "use --backend cpu or auto" in result.stderr

@@ -119,6 +119,10 @@ async def test_capabilities(server):
     cpu = next(b for b in caps.backends if b.backend == pb.BACKEND_CPU)
     assert cpu.available
     assert caps.default_backend == pb.BACKEND_CPU
+    # On a host without a GPU, auto runs on the CPU and every stage says why.
+    assert all("auto: no usable GPU" in st.reason for st in cpu.stages)
+    gpu = next(b for b in caps.backends if b.backend == pb.BACKEND_GPU)
+    assert not gpu.available and gpu.detail
     assert caps.limits.max_width == 1920
 
 
