@@ -1,20 +1,26 @@
 """Paths of the test media and helpers shared by the test modules (fixtures live in conftest.py)."""
 from __future__ import annotations
 
+import asyncio
 import os
+import socket
+import sys
 from pathlib import Path
 
 import av
 import cv2
+import grpc
 import numpy as np
 
 from facestream.engines.frame import Frame
 from facestream.engines.vision.resample import bgr_to_nv12
+from facestream.proto import pb, rpc
 
 REPO = Path(__file__).resolve().parents[1]
 MEDIA = Path(os.environ.get("FACESTREAM_MEDIA", REPO.parent / "shared" / "media"))
 CLIP = MEDIA / "short_hamilton_clip.mp4"
 CLIP_FRAMES = 275
+BIN = Path(sys.executable).parent
 
 
 def target(srv) -> str:
@@ -55,3 +61,58 @@ def decode_clip(path: Path = CLIP) -> list[Frame]:
                                 uv=np.ascontiguousarray(a[h:h * 3 // 2].reshape(h // 2, -1, 2)),
                                 pts=i, index=i))
     return frames
+
+
+class Outcome:
+    """How one stream ended, as the client saw it."""
+
+    def __init__(self, code: grpc.StatusCode, details: str, responses: list) -> None:
+        self.code, self.details, self.responses = code, details, responses
+
+    @property
+    def packets(self) -> list[pb.OutputPacket]:
+        return [r.packet for r in self.responses if r.WhichOneof("msg") == "packet"]
+
+    @property
+    def stats(self) -> pb.SessionStats | None:
+        return next((r.stats for r in self.responses if r.WhichOneof("msg") == "stats"), None)
+
+    def __repr__(self) -> str:
+        return f"Outcome({self.code.name}, {self.details!r}, {len(self.responses)} responses)"
+
+
+async def stream(channel: grpc.aio.Channel, requests, metadata=(), timeout: float = 60.0) -> Outcome:
+    """Sends `requests` on one Process stream and reads until it ends; stops writing once told
+    of an error in band, the way a real client behaves."""
+    call = rpc.FaceStreamStub(channel).Process(metadata=metadata, timeout=timeout)
+    stop = asyncio.Event()
+
+    async def write():
+        try:
+            for r in requests:
+                if stop.is_set():
+                    break
+                await call.write(r)
+            await call.done_writing()
+        except (grpc.aio.AioRpcError, asyncio.InvalidStateError):
+            pass
+
+    writer = asyncio.create_task(write())
+    responses = []
+    try:
+        while (r := await call.read()) is not grpc.aio.EOF:
+            responses.append(r)
+            if r.WhichOneof("msg") == "error":
+                stop.set()
+                await writer
+                await call.done_writing()
+    except (grpc.aio.AioRpcError, asyncio.InvalidStateError):
+        pass
+    await asyncio.gather(writer, return_exceptions=True)
+    return Outcome(await call.code(), await call.details() or "", responses)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

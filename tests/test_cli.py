@@ -3,25 +3,14 @@ from __future__ import annotations
 
 import json
 import signal
-import socket
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
-from support import CLIP, CLIP_FRAMES, decode_file
+from support import BIN, CLIP, CLIP_FRAMES, decode_file, free_port
 from facestream.client import BlockingClient
 from facestream.client.health import wait_serving
 from facestream.proto import pb
-
-BIN = Path(sys.executable).parent
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture

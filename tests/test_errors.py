@@ -7,7 +7,7 @@ import os
 import grpc
 import pytest
 
-from support import CLIP, CLIP_FRAMES, target
+from support import CLIP, CLIP_FRAMES, Outcome, stream, target
 from facestream.client import FaceStreamClient, VideoSource
 from facestream.proto import pb, rpc
 
@@ -30,55 +30,11 @@ def h264_config(**kw) -> pb.ProcessRequest:
 END = pb.ProcessRequest(end=pb.EndOfStream())
 
 
-class Failure:
-    """The status a stream ended with, as the client saw it."""
-
-    def __init__(self, code: grpc.StatusCode, details: str) -> None:
-        self._code, self._details = code, details
-
-    def code(self) -> grpc.StatusCode:
-        return self._code
-
-    def details(self) -> str:
-        return self._details
-
-
-async def run_raw(srv, requests) -> tuple[list[pb.ProcessResponse], Failure | None]:
-    """Sends `requests` on one Process stream and collects responses until the stream ends.
-
-    Writes stop as soon as the server has ended the call, the way a real client behaves.
-    """
+async def run_raw(srv, requests) -> tuple[list[pb.ProcessResponse], Outcome | None]:
+    """The responses of one raw Process stream, and how it failed (None when it ended OK)."""
     async with grpc.aio.insecure_channel(target(srv)) as channel:
-        call = rpc.FaceStreamStub(channel).Process()
-
-        stop = asyncio.Event()
-
-        async def write():
-            try:
-                for r in requests:
-                    if stop.is_set():
-                        break
-                    await call.write(r)
-                await call.done_writing()
-            except (grpc.aio.AioRpcError, asyncio.InvalidStateError):
-                pass
-
-        writer = asyncio.create_task(write())
-        responses = []
-        try:
-            while (r := await call.read()) is not grpc.aio.EOF:
-                responses.append(r)
-                if r.WhichOneof("msg") == "error":
-                    # Told in band: stop sending and half-close, then the status follows.
-                    # (Cancelling a pending write would cancel the whole call.)
-                    stop.set()
-                    await writer
-                    await call.done_writing()
-        except grpc.aio.AioRpcError:
-            pass
-        await asyncio.gather(writer, return_exceptions=True)
-        code = await call.code()
-        return responses, None if code == grpc.StatusCode.OK else Failure(code, await call.details())
+        out = await stream(channel, requests)
+    return out.responses, None if out.code == grpc.StatusCode.OK else out
 
 
 async def healthy_session(srv) -> int:
@@ -132,19 +88,19 @@ async def test_bad_session_fails_alone(server, clip_packets, case):
     healthy = asyncio.create_task(healthy_session(server))
     responses, error = await run_raw(server, build(clip_packets))
     assert error is not None, f"{case}: the session did not fail"
-    assert error.code() == code, error.details()
-    assert message in error.details()
+    assert error.code == code, error.details
+    assert message in error.details
     assert not any(r.WhichOneof("msg") == "stats" for r in responses)
     if responses:
-        assert responses[-1].error.message == error.details() and responses[-1].error.code_name == code.name
+        assert responses[-1].error.message == error.details and responses[-1].error.code_name == code.name
     assert await healthy == CLIP_FRAMES
 
 
 async def test_frame_over_the_size_limit(server_factory, clip_packets):
     srv = await server_factory(max_width=320, max_height=240)
     responses, error = await run_raw(srv, [h264_config(), *clip_packets[:5], END])
-    assert error.code() == EXHAUSTED
-    assert "frame size 640x360 is over this server's limit of 320x240" in error.details()
+    assert error.code == EXHAUSTED
+    assert "frame size 640x360 is over this server's limit of 320x240" in error.details
     assert [r.WhichOneof("msg") for r in responses] == ["started", "error"]
 
 
@@ -152,8 +108,8 @@ async def test_packet_over_the_size_limit(server_factory, clip_packets):
     srv = await server_factory(max_packet_bytes=1000)
     big = next(p for p in clip_packets if len(p.packet.data) > 1000)
     _, error = await run_raw(srv, [h264_config(), big, END])
-    assert error.code() == EXHAUSTED
-    assert f"has {len(big.packet.data)} bytes, over this server's limit of 1000" in error.details()
+    assert error.code == EXHAUSTED
+    assert f"has {len(big.packet.data)} bytes, over this server's limit of 1000" in error.details
 
 
 async def test_session_limit(server_factory, clip_packets):
@@ -163,8 +119,8 @@ async def test_session_limit(server_factory, clip_packets):
         await first.write(h264_config())
         assert (await first.read()).WhichOneof("msg") == "started"
         _, error = await run_raw(srv, [h264_config(), END])
-        assert error.code() == EXHAUSTED
-        assert "limit of 1 concurrent sessions; retry in a few seconds" in error.details()
+        assert error.code == EXHAUSTED
+        assert "limit of 1 concurrent sessions; retry in a few seconds" in error.details
         for p in clip_packets[:3]:
             await first.write(p)
         await first.write(END)

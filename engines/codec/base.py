@@ -28,6 +28,41 @@ class CodecError(ValueError):
     """Input the codec cannot handle; the message says what was wrong and is shown to the client."""
 
 
+# How many packets may go in without a picture coming out before the input is declared
+# undecodable: more than any conformant stream's reorder delay (H.264/HEVC allow 16).
+MAX_PICTURE_DELAY = 16
+
+
+def _framing(codec: Codec) -> str:
+    return "Annex-B" if codec in (Codec.H264, Codec.HEVC) else "raw bitstream"
+
+
+def undecodable(codec: Codec, what: str, why: object) -> CodecError:
+    """The error for a packet the decoder rejected, saying what the server expects instead."""
+    return CodecError(
+        f"{what} could not be decoded as {codec.name}: {why}; send one {codec.name} access unit per packet "
+        f"({_framing(codec)}, starting with a keyframe)"
+    )
+
+
+class PictureWatch:
+    """Counts packets that produce no picture; too many in a row means the input is not this codec."""
+
+    def __init__(self, codec: Codec) -> None:
+        self.codec = codec
+        self.pending = 0
+
+    def check(self, frames: list[Frame]) -> list[Frame]:
+        self.pending = 0 if frames else self.pending + 1
+        if self.pending > MAX_PICTURE_DELAY:
+            raise CodecError(
+                f"the last {self.pending} packets produced no picture; they are not decodable "
+                f"{self.codec.name} access units (is the input codec in the session config right, and is "
+                f"the stream {_framing(self.codec)}?)"
+            )
+        return frames
+
+
 @dataclass
 class EncodedPacket:
     data: bytes

@@ -7,14 +7,10 @@ import av
 import numpy as np
 
 from ..frame import Frame
-from .base import Codec, CodecError, EncodedPacket, EncoderSettings
+from .base import Codec, CodecError, EncodedPacket, EncoderSettings, PictureWatch, undecodable
 
 # FFmpeg decoder names for the compressed input codecs.
 _DECODERS = {Codec.H264: "h264", Codec.HEVC: "hevc", Codec.AV1: "libdav1d", Codec.VP9: "vp9", Codec.MJPEG: "mjpeg"}
-
-# How many packets may go in without a picture coming out before the input is declared
-# undecodable: more than any conformant stream's reorder delay (H.264/HEVC allow 16).
-MAX_PICTURE_DELAY = 16
 
 
 def _plane(frame: av.VideoFrame, i: int, rows: int, cols: int) -> np.ndarray:
@@ -57,17 +53,14 @@ class PyAVDecoder:
         # Slice threads keep latency at one frame; frame threads would hold pictures back.
         self._ctx.thread_type = "SLICE"
         self._ctx.options = {"err_detect": "crccheck+bitstream+buffer"}
-        self._pending = 0
+        self._watch = PictureWatch(codec)
         self._index = 0
 
     def _frames(self, packet: av.Packet | None, what: str) -> list[Frame]:
         try:
             decoded = self._ctx.decode(packet)
         except av.error.FFmpegError as exc:
-            raise CodecError(
-                f"{what} could not be decoded as {self.codec.name}: {exc.strerror or exc}; "
-                f"send one {self.codec.name} access unit per packet ({'Annex-B' if self.codec in (Codec.H264, Codec.HEVC) else 'raw bitstream'}, starting with a keyframe)"
-            ) from None
+            raise undecodable(self.codec, what, exc.strerror or exc) from None
         frames = []
         for f in decoded:
             y, uv = nv12_planes(f)
@@ -79,15 +72,7 @@ class PyAVDecoder:
         packet = av.Packet(data)
         packet.pts = pts
         packet.dts = None
-        frames = self._frames(packet, f"packet with pts {pts}")
-        self._pending = 0 if frames else self._pending + 1
-        if self._pending > MAX_PICTURE_DELAY:
-            raise CodecError(
-                f"the last {self._pending} packets produced no picture; they are not decodable "
-                f"{self.codec.name} access units (is the input codec in the session config right, and is "
-                f"the stream {'Annex-B' if self.codec in (Codec.H264, Codec.HEVC) else 'unwrapped'}?)"
-            )
-        return frames
+        return self._watch.check(self._frames(packet, f"packet with pts {pts}"))
 
     def flush(self) -> list[Frame]:
         return self._frames(None, "the end of the stream")

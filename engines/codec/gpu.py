@@ -23,14 +23,13 @@ import numpy as np
 
 from ..frame import Frame
 from . import cpu as cpu_codec
-from .base import Codec, CodecError, EncodedPacket, EncoderSettings
+from .base import Codec, CodecError, EncodedPacket, EncoderSettings, PictureWatch, undecodable
 
 log = logging.getLogger("facestream.codec.gpu")
 
 # Input codecs NVDEC decodes here; MJPEG is decoded on the CPU and uploaded.
 NVDEC_CODECS = (Codec.H264, Codec.HEVC, Codec.AV1, Codec.VP9)
 NVENC_CODECS = {Codec.H264: "h264", Codec.HEVC: "hevc"}
-MAX_PICTURE_DELAY = cpu_codec.MAX_PICTURE_DELAY
 
 
 def _nvc():
@@ -132,7 +131,7 @@ class NvDecoder:
         except Exception as exc:
             raise CodecError(f"NVDEC cannot decode {codec.name} on this GPU: {exc}") from None
         self._eop = getattr(getattr(nvc, "VideoPacketFlag", None), "ENDOFPICTURE", None)
-        self._pending = 0
+        self._watch = PictureWatch(codec)
         self._index = 0
 
     def _packet(self, data: bytes | None, pts: int):
@@ -173,20 +172,9 @@ class NvDecoder:
         try:
             decoded = self._dec.Decode(pkt)
         except Exception as exc:
-            raise CodecError(
-                f"packet with pts {pts} could not be decoded as {self.codec.name} by NVDEC: {exc}; send one "
-                f"{self.codec.name} access unit per packet ({'Annex-B' if self.codec in (Codec.H264, Codec.HEVC) else 'raw bitstream'}, starting with a keyframe)"
-            ) from None
+            raise undecodable(self.codec, f"packet with pts {pts}", f"NVDEC: {exc}") from None
         del keep
-        frames = self._own(decoded, pts)
-        self._pending = 0 if frames else self._pending + 1
-        if self._pending > MAX_PICTURE_DELAY:
-            raise CodecError(
-                f"the last {self._pending} packets produced no picture; they are not decodable "
-                f"{self.codec.name} access units (is the input codec in the session config right, and is "
-                f"the stream {'Annex-B' if self.codec in (Codec.H264, Codec.HEVC) else 'unwrapped'}?)"
-            )
-        return frames
+        return self._watch.check(self._own(decoded, pts))
 
     def flush(self) -> list[Frame]:
         frames: list[Frame] = []

@@ -1,26 +1,17 @@
 """Helpers for the server tests: raw streams, `facestream serve` subprocesses, metrics scrapes, certificates."""
 from __future__ import annotations
 
-import asyncio
 import datetime
-import os
-import socket
 import subprocess
-import sys
-import time
 import urllib.request
 from pathlib import Path
 
-import grpc
-from grpc_health.v1 import health_pb2, health_pb2_grpc
-
 from facestream.client import VideoSource
-from facestream.proto import pb, rpc
+from facestream.client.health import wait_serving
+from facestream.proto import pb
 
-REPO = Path(__file__).resolve().parents[2]
-MEDIA = Path(os.environ.get("FACESTREAM_MEDIA", REPO.parent / "shared" / "media"))
-CLIP = MEDIA / "short_hamilton_clip.mp4"
-BIN = Path(sys.executable).parent
+from support import BIN, CLIP, Outcome, free_port, stream  # noqa: F401 (the server tests import them from here)
+
 END = pb.ProcessRequest(end=pb.EndOfStream())
 
 
@@ -49,76 +40,6 @@ def clip_input() -> pb.InputConfig:
 def h264_config(**kw) -> pb.ProcessRequest:
     inp = kw.pop("input", None) or clip_input()
     return pb.ProcessRequest(config=pb.SessionConfig(input=inp, **kw))
-
-
-class Outcome:
-    """How one stream ended, as the client saw it."""
-
-    def __init__(self, code: grpc.StatusCode, details: str, responses: list) -> None:
-        self.code, self.details, self.responses = code, details, responses
-
-    @property
-    def packets(self) -> list[pb.OutputPacket]:
-        return [r.packet for r in self.responses if r.WhichOneof("msg") == "packet"]
-
-    @property
-    def stats(self) -> pb.SessionStats | None:
-        return next((r.stats for r in self.responses if r.WhichOneof("msg") == "stats"), None)
-
-    def __repr__(self) -> str:
-        return f"Outcome({self.code.name}, {self.details!r}, {len(self.responses)} responses)"
-
-
-async def stream(channel: grpc.aio.Channel, requests, metadata=(), timeout: float = 60.0) -> Outcome:
-    """Sends `requests` on one Process stream and reads until it ends; stops writing once told
-    of an error in band, the way a real client behaves."""
-    call = rpc.FaceStreamStub(channel).Process(metadata=metadata, timeout=timeout)
-    stop = asyncio.Event()
-
-    async def write():
-        try:
-            for r in requests:
-                if stop.is_set():
-                    break
-                await call.write(r)
-            await call.done_writing()
-        except (grpc.aio.AioRpcError, asyncio.InvalidStateError):
-            pass
-
-    writer = asyncio.create_task(write())
-    responses = []
-    try:
-        while (r := await call.read()) is not grpc.aio.EOF:
-            responses.append(r)
-            if r.WhichOneof("msg") == "error":
-                stop.set()
-                await writer
-                await call.done_writing()
-    except (grpc.aio.AioRpcError, asyncio.InvalidStateError):
-        pass
-    await asyncio.gather(writer, return_exceptions=True)
-    return Outcome(await call.code(), await call.details() or "", responses)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_serving(address: str, timeout: float = 90.0, credentials=None) -> None:
-    deadline = time.monotonic() + timeout
-    channel = grpc.secure_channel(address, credentials) if credentials else grpc.insecure_channel(address)
-    with channel:
-        stub = health_pb2_grpc.HealthStub(channel)
-        while time.monotonic() < deadline:
-            try:
-                if stub.Check(health_pb2.HealthCheckRequest(), timeout=1).status == health_pb2.HealthCheckResponse.SERVING:
-                    return
-            except grpc.RpcError:
-                pass
-            time.sleep(0.2)
-    raise TimeoutError(f"server at {address} did not become SERVING")
 
 
 class Served:
