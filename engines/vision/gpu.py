@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from typing import Any
 
 import numpy as np
 
@@ -30,23 +31,20 @@ ORT_PRECISION = "fp32"     # ONNX Runtime's CPU provider runs FP32 fastest (benc
 TRT_PRECISION = "int8"
 
 
-class TrtRunner:
-    """Batch runner on TensorRT engines: per batch size one engine (the mesh has 1 and 8, the
-    detectors 1, run once per row on the same stream with one wait at the end)."""
+class _Runner:
+    """Gathers a batch of model-input crops (each ready after its CUDA event) into one buffer."""
 
-    def __init__(self, model: str, store: ModelStore) -> None:
-        from ..models.tensorrt import load_engines
+    stream: Any
+    _buf: Any
 
+    def _alloc(self, model: str, max_batch: int) -> None:
         import cupy as cp
 
         self.model = model
-        self.stream = cp.cuda.Stream(non_blocking=True)
-        self.engines = load_engines(model, TRT_PRECISION, store, stream=self.stream)
-        self.max_batch = max(self.engines) if len(self.engines) > 1 else 8
+        self.max_batch = max_batch
         spec = SPECS[model]
         with self.stream:
-            self._buf = cp.empty((self.max_batch, 3, spec.size, spec.size), cp.float32)
-        self.graphs = {b: e.graph is not None for b, e in self.engines.items()}
+            self._buf = cp.empty((max_batch, 3, spec.size, spec.size), cp.float32)
 
     def gather(self, items) -> None:
         import cupy as cp
@@ -56,6 +54,21 @@ class TrtRunner:
                 if ready is not None:
                     self.stream.wait_event(ready)
                 cp.copyto(self._buf[i:i + 1], x)
+
+
+class TrtRunner(_Runner):
+    """Batch runner on TensorRT engines: per batch size one engine (the mesh has 1 and 8, the
+    detectors 1, run once per row on the same stream with one wait at the end)."""
+
+    def __init__(self, model: str, store: ModelStore) -> None:
+        from ..models.tensorrt import load_engines
+
+        import cupy as cp
+
+        self.stream = cp.cuda.Stream(non_blocking=True)
+        self.engines = load_engines(model, TRT_PRECISION, store, stream=self.stream)
+        self._alloc(model, max(self.engines) if len(self.engines) > 1 else 8)
+        self.graphs = {b: e.graph is not None for b, e in self.engines.items()}
 
     def run(self, n: int) -> dict[str, np.ndarray]:
         import cupy as cp
@@ -81,31 +94,18 @@ class TrtRunner:
         return host
 
 
-class OrtRunner:
+class OrtRunner(_Runner):
     """Batch runner on ONNX Runtime (CPU provider): the crops are copied to the host, once per batch."""
 
     def __init__(self, model: str, store: ModelStore, threads: int = 1) -> None:
         import cupy as cp
 
-        self.model = model
         self.stream = cp.cuda.Stream(non_blocking=True)
         self.session = store.session(model, ORT_PRECISION, threads)
         self.outputs = [o.name for o in self.session.get_outputs()]
-        self.max_batch = 8
-        spec = SPECS[model]
-        with self.stream:
-            self._buf = cp.empty((self.max_batch, 3, spec.size, spec.size), cp.float32)
+        self._alloc(model, 8)
         self._host = cp.cuda.alloc_pinned_memory(self._buf.nbytes)
         self._host_arr = np.frombuffer(self._host, np.float32, self._buf.size).reshape(self._buf.shape)
-
-    def gather(self, items) -> None:
-        import cupy as cp
-
-        with self.stream:
-            for i, (x, ready) in enumerate(items):
-                if ready is not None:
-                    self.stream.wait_event(ready)
-                cp.copyto(self._buf[i:i + 1], x)
 
     def run(self, n: int) -> dict[str, np.ndarray]:
         self._buf[:n].get(stream=self.stream, out=self._host_arr[:n])
