@@ -32,13 +32,13 @@ DEFAULT_MEDIA = Path(__file__).resolve().parents[2].parent / "shared" / "media"
 
 # Accuracy bars the calibration keeps (a margin inside the tested bars: detector IoU >= 0.95,
 # mesh NME <= 1.5 % of the inter-ocular distance).
-# 95 % of the clearly found faces (score > 0.6) keep IoU >= 0.955 with the float model's box
-DET_IOU_QUANTILE_OUT = 0.05
-DET_IOU_LOSS = 0.045
+# Every face the float detector finds with score >= DET_CLEAR_SCORE keeps IoU >= DET_MIN_IOU
+# with the float model's box (worst case over the calibration frames and their mirrors).
+DET_CLEAR_SCORE = 0.6
+DET_MIN_IOU = 0.953
 DET_EXTRA_FACES = 0.01
 DET_MEAN_SCORE_DELTA = 0.03
 MESH_MEAN_NME = 0.008
-DET_CLEAR_SCORE = 0.6
 MESH_MAX_NME = 0.014
 
 
@@ -253,7 +253,7 @@ def detector_error(fp32_outs: list, sess_outs: list) -> float:
     ious, dscore, extra = [], [], 0
     for (s0, b0), (s1, b1) in zip(fp32_outs, sess_outs):
         # detections near the 0.5 threshold may come and go; faces clearly found must stay
-        for i in np.nonzero(s0 > DET_CLEAR_SCORE)[0]:
+        for i in np.nonzero(s0 >= DET_CLEAR_SCORE)[0]:
             best, bj = 0.0, -1
             for j in np.nonzero(s1 > 0)[0]:
                 v = iou(b0[i], b1[j])
@@ -266,8 +266,8 @@ def detector_error(fp32_outs: list, sess_outs: list) -> float:
                 extra += 1
     if not ious:
         return 0.0
-    loss = 1.0 - float(np.percentile(ious, 100 * DET_IOU_QUANTILE_OUT))
-    return max(loss / DET_IOU_LOSS, float(np.mean(dscore)) / DET_MEAN_SCORE_DELTA,
+    loss = 1.0 - float(np.min(ious))
+    return max(loss / (1.0 - DET_MIN_IOU), float(np.mean(dscore)) / DET_MEAN_SCORE_DELTA,
                extra / max(1.0, DET_EXTRA_FACES * len(ious)))
 
 
@@ -276,7 +276,7 @@ def mesh_nme(ref: np.ndarray, lm: np.ndarray) -> float:
     return float(np.linalg.norm(lm[:, :2] - ref[:, :2], axis=1).mean() / max(iod, 1e-6))
 
 
-def calibrate(media: Sequence[Path], video_step: int = 5, amax_kind: str = "max",
+def calibrate(media: Sequence[Path], video_step: int = 5, amax_kind: str = "p",
               names: Sequence[str] | None = None, log: Callable[[str], None] = print) -> dict:
     """Calibration ranges and the mixed-precision layer choice for every model, as JSON data."""
     from .quantize import choose_layers, collect_amax, session

@@ -126,22 +126,21 @@ def session(model: onnx.ModelProto, threads: int = 1):
 
 def choose_layers(model: onnx.ModelProto, amax: dict[str, float], error: Callable[[onnx.ModelProto], float],
                   bar: float, log: Callable[[str], None] = print) -> tuple[list[str], dict[str, float]]:
-    """Mixed precision by sensitivity: quantize each conv alone and measure `error`; then
-    quantize the least sensitive convolutions first and keep the largest set whose error
-    stays within `bar`. Returns (quantized conv names in graph order, per-layer sensitivity)."""
+    """Mixed precision by sensitivity: quantize each conv alone and measure `error`; then, from
+    the least sensitive convolution on, add each one whose addition keeps the error of the
+    whole set within `bar` (the error is a worst case over the evaluation inputs, so a layer
+    that breaks it is skipped rather than ending the search). Returns (quantized conv names in
+    graph order, per-layer sensitivity)."""
     names = [n.name for n in conv_nodes(model)]
     sens = {nm: float(error(insert_qdq(model, amax, [nm]))) for nm in names}
     order = sorted(names, key=lambda nm: (sens[nm], names.index(nm)))
-    # largest prefix within the bar (binary search; error is close to monotone in the prefix)
-    lo, hi = 0, len(order)
-    errs: dict[int, float] = {0: 0.0}
-    while lo < hi:
-        mid = (lo + hi + 1) // 2
-        errs[mid] = float(error(insert_qdq(model, amax, order[:mid])))
-        log(f"  {mid}/{len(order)} convs quantized: error {errs[mid]:.4f} (bar {bar})")
-        if errs[mid] <= bar:
-            lo = mid
-        else:
-            hi = mid - 1
-    chosen = set(order[:lo])
-    return [nm for nm in names if nm in chosen], sens
+    chosen: list[str] = []
+    for nm in order:
+        if sens[nm] > bar:
+            continue
+        err = float(error(insert_qdq(model, amax, chosen + [nm])))
+        if err <= bar:
+            chosen.append(nm)
+            log(f"  {len(chosen)} convs quantized (+{nm}): error {err:.4f} (bar {bar})")
+    keep = set(chosen)
+    return [nm for nm in names if nm in keep], sens

@@ -84,24 +84,44 @@ def test_fp32_mesh_matches_tflite(mesh_crops):
         assert abs(float(os_[0, 0]) - 1 / (1 + np.exp(-float(rs.ravel()[0])))) <= 1e-4
 
 
-@pytest.mark.parametrize("model", ["short", "full"])
-def test_int8_detector_boxes_match_tflite(model, frames):
+@pytest.fixture(scope="module")
+def detector_frames(clip_frames, photo):
+    """Every 5th clip frame and every photo (detector_inputs adds the mirrored copies)."""
+    return [(f.y, f.uv) for f in clip_frames[::5]] + [(p.y, p.uv) for p in map(photo, PHOTOS)]
+
+
+def _int8_detector_ious(model, frames, min_score):
+    """IoU of the INT8 detector's best box with each face the TFLite reference finds with a
+    score >= min_score (0 where the INT8 model has no box there), with the reference scores."""
     spec = SPECS[model]
     ref, ours = _tflite(spec), ModelStore().session(model, "int8")
-    ious = []
-    for x in B.detector_inputs(spec, frames)[::2]:       # unmirrored frames
-        dets = [d for d in decode_reference(*ref(x), spec) if d["score"] > 0.6]
+    ious, scores = [], []
+    for x in B.detector_inputs(spec, frames):
+        dets = [d for d in decode_reference(*ref(x), spec) if d["score"] >= min_score]
         sc, bx = ours.run(["scores", "boxes"], {"input": x})
         kept = bx[0][sc[0] > 0]
         ious += [max([iou(d["box"], b) for b in kept], default=0.0) for d in dets]
-    ious = np.array(ious)
-    assert len(ious) >= 12
-    # every face found; boxes within IoU 0.95 (allowing one in twenty just under). Measured with
-    # the committed calibration on these frames: short min 0.992, full min 0.955 (the strict bar
-    # holds here); on every 5th clip frame plus mirrors it does not: short 98% >= 0.95 (min 0.885),
-    # full 94% (min 0.883), so the test keeps the looser form.
-    assert ious.min() > 0.85, np.sort(ious)[:5]
-    assert np.mean(ious >= 0.95) >= 0.95 and np.median(ious) >= 0.97, np.sort(ious)[:5]
+        scores += [d["score"] for d in dets]
+    return np.array(ious), np.array(scores)
+
+
+@pytest.mark.parametrize("model", ["short", "full"])
+def test_int8_detector_boxes_match_tflite(model, detector_frames):
+    # Every face the reference finds with score >= 0.6, on every 5th clip frame, the photos and
+    # the mirrored copies of both: each box within IoU 0.95 of the reference's.
+    ious, _ = _int8_detector_ious(model, detector_frames, B.DET_CLEAR_SCORE)
+    assert len(ious) >= 100
+    assert ious.min() >= 0.95, np.sort(ious)[:5]
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "faces the reference scores just above 0.5 are not stable in the reference itself: half an 8-bit "
+    "level of input noise moves the float model's own boxes below IoU 0.95 or drops them; "
+    "the INT8 models do not keep all of them"))
+@pytest.mark.parametrize("model", ["short", "full"])
+def test_int8_detector_boxes_match_tflite_down_to_score_05(model, detector_frames):
+    ious, _ = _int8_detector_ious(model, detector_frames, 0.5)
+    assert ious.min() >= 0.95, np.sort(ious)[:5]
 
 
 def test_int8_mesh_landmarks_within_nme(mesh_crops):
