@@ -137,7 +137,7 @@ def decode_h264(packets: list[pb.OutputPacket]) -> int:
     (dict(encode_s=0.08), "dropped"),
 ])
 async def test_realtime_keeps_up_and_reports(server_factory, monkeypatch, slow, expect):
-    monkeypatch.setattr(backends, "resolve", lambda requested: SlowBackend(**slow))
+    monkeypatch.setattr(backends, "resolve", lambda requested, output="h264": SlowBackend(**slow))
     srv = await server_factory(realtime_latency_ms=100)
     packets = clip_packets(75)
     config = h264_config(return_faces=True, drop_policy=pb.DROP_POLICY_REALTIME)
@@ -166,7 +166,7 @@ async def test_realtime_keeps_up_and_reports(server_factory, monkeypatch, slow, 
 
 
 async def test_lossless_with_a_slow_stage_processes_everything(server_factory, monkeypatch):
-    monkeypatch.setattr(backends, "resolve", lambda requested: SlowBackend(vision_s=0.06))
+    monkeypatch.setattr(backends, "resolve", lambda requested, output="h264": SlowBackend(vision_s=0.06))
     srv = await server_factory(realtime_latency_ms=50)
     packets = clip_packets(30)
     out, stats = await paced(srv, packets, h264_config(return_faces=True), fps=60)

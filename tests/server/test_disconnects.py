@@ -77,8 +77,12 @@ async def test_500_clients_vanish_mid_stream():
 
         assert m["facestream_sessions_active"] == 0
         assert m['facestream_queue_depth{queue="in"}'] == 0 and m['facestream_queue_depth{queue="out"}'] == 0
-        cancelled = m['facestream_sessions_total{code="CANCELLED"}'] - base['facestream_sessions_total{code="CANCELLED"}']
-        assert cancelled == CLIENTS
+        ended = {k: v - base.get(k, 0.0) for k, v in m.items() if k.startswith("facestream_sessions_total{")}
+        # Every session ended; as CANCELLED, or, when the half-close reached the server before the
+        # cancellation, as INVALID_ARGUMENT (no end-of-stream). Never as a server fault.
+        assert sum(ended.values()) == CLIENTS, ended
+        assert not any(code in k and v for k, v in ended.items() for code in ("INTERNAL", "UNKNOWN")), ended
+        assert ended['facestream_sessions_total{code="CANCELLED"}'] >= 0.9 * CLIENTS, ended
         growth = after / before - 1
         print(f"\n{CLIENTS} vanishing clients in {elapsed:.1f} s; server RSS {before / 2**20:.1f} MiB before, "
               f"{after / 2**20:.1f} MiB after ({growth:+.1%})")
