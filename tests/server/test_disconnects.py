@@ -11,7 +11,7 @@ from fs_helpers import Served, clip_packets, h264_config
 from facestream.proto import rpc
 
 CLIENTS = 500
-WARM_UP = 60
+WARM_UP = 150
 CONCURRENCY = 24
 
 
@@ -72,8 +72,13 @@ async def test_500_clients_vanish_mid_stream():
         assert await wave(srv.address, packets, CLIENTS) == CLIENTS
         elapsed = time.monotonic() - start
         m = await wait_idle(srv)
-        await asyncio.sleep(2.0)  # the server trims its heap once idle
-        after = proc.memory_info().rss
+        # The server trims its heap once idle; give it (and a loaded machine) a few seconds.
+        deadline = time.monotonic() + 8.0
+        while True:
+            await asyncio.sleep(1.0)
+            after = proc.memory_info().rss
+            if after / before < 1.10 or time.monotonic() > deadline:
+                break
 
         assert m["facestream_sessions_active"] == 0
         assert m['facestream_queue_depth{queue="in"}'] == 0 and m['facestream_queue_depth{queue="out"}'] == 0
