@@ -1,7 +1,7 @@
 """Python SDK for facestream: asyncio and blocking clients, sources and sinks."""
 from .api import FaceStreamClient, FaceStreamError, FrameResult, ProcessResult, parse_effects
 from .blocking import BlockingClient
-from .source import VideoSource
+from .source import SourceError, VideoSource
 
 __all__ = [
     "BlockingClient",
@@ -9,6 +9,7 @@ __all__ = [
     "FaceStreamError",
     "FrameResult",
     "ProcessResult",
+    "SourceError",
     "VideoSource",
     "parse_effects",
 ]

@@ -12,7 +12,7 @@ import grpc
 from facestream.proto import pb, rpc
 
 from .sink import FileSink, FrameDecoder
-from .source import VideoSource
+from .source import SourceError, VideoSource
 
 EffectsArg = Mapping[str, float] | Sequence[pb.Effect] | pb.EffectSettings | None
 
@@ -210,6 +210,11 @@ class FaceStreamClient:
             return result
         except grpc.aio.AioRpcError as exc:
             raise FaceStreamError(exc.code(), exc.details() or "") from None
+        except asyncio.CancelledError:
+            failed = sender is not None and sender.done() and not sender.cancelled() and sender.exception()
+            if failed:
+                raise SourceError(f"reading the video source {src.url!r} failed: {failed}") from failed
+            raise
         finally:
             call.cancel()
             if sender is not None:
@@ -241,3 +246,6 @@ class FaceStreamClient:
             await call.done_writing()
         except (grpc.aio.AioRpcError, asyncio.InvalidStateError):
             pass  # the call already ended (the server failed the session); the reader reports why
+        except Exception:
+            call.cancel()  # the source failed: end the session instead of leaving it waiting for packets
+            raise

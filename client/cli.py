@@ -11,7 +11,7 @@ from tqdm import tqdm
 from facestream.proto import pb
 
 from .api import FaceStreamClient, FaceStreamError, FrameResult, parse_effects
-from .source import VideoSource
+from .source import SourceError, VideoSource
 
 _OUTPUT_CODECS = {"h264": pb.CODEC_H264, "hevc": pb.CODEC_HEVC, "mjpeg": pb.CODEC_MJPEG, "nv12": pb.CODEC_RAW_NV12}
 
@@ -44,6 +44,10 @@ async def _process(args: argparse.Namespace) -> int:
         except FaceStreamError as exc:
             bar.close()
             print(f"facestream-client: the server ended the session: {exc}", file=sys.stderr)
+            return 1
+        except SourceError as exc:
+            bar.close()
+            print(f"facestream-client: {exc}", file=sys.stderr)
             return 1
         finally:
             source.close()

@@ -16,6 +16,10 @@ from facestream.proto import pb
 _PASS_THROUGH = {"h264": (pb.CODEC_H264, "h264_mp4toannexb"), "hevc": (pb.CODEC_HEVC, "hevc_mp4toannexb")}
 
 
+class SourceError(RuntimeError):
+    """The video source failed while its packets were being sent; the session was cancelled."""
+
+
 @dataclass
 class SourcePacket:
     data: bytes

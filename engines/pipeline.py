@@ -128,6 +128,9 @@ class BackEnd:
                 if packet is None:
                     break
                 entry[1] = packet
+        extra = sum(1 for _ in it)
+        if extra:
+            raise CodecError(f"the encoder returned {extra} more packets than it was given frames")
         out = []
         while self._waiting and (self._waiting[0][1] is not None or self._waiting[0][2]):
             pf, packet, _ = self._waiting.popleft()

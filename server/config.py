@@ -75,7 +75,8 @@ class ServerConfig:
     jwt_audience: str = field(default="facestream", metadata={"help": "required JWT audience (aud)"})
     jwt_issuer: str = field(default="", metadata={"help": "required JWT issuer (iss); empty: any"})
     max_sessions_per_key: int = field(
-        default=0, metadata={"help": "concurrent sessions per API key or JWT subject (0: no quota)"}
+        default=0, metadata={"help": "concurrent sessions per API key, JWT subject or client certificate "
+                                     "(0: no quota; unauthenticated callers are bounded by max-sessions only)"}
     )
     tls_cert_file: str = field(default="", metadata={"help": "PEM certificate chain; with tls-key-file, serve TLS"})
     tls_key_file: str = field(default="", metadata={"help": "PEM private key of the certificate"})

@@ -244,7 +244,7 @@ class FaceStreamService:
                 f"this server is at its limit of {self.config.max_sessions} concurrent sessions; "
                 "retry in a few seconds or use another server",
             )
-        quota = who.max_sessions or self.config.max_sessions_per_key
+        quota = 0 if who is ANONYMOUS else who.max_sessions or self.config.max_sessions_per_key
         if quota and self._per_principal[who.name] >= quota:
             raise SessionError(
                 grpc.StatusCode.RESOURCE_EXHAUSTED,

@@ -231,7 +231,7 @@ class Session:
         if not self.plan.realtime:
             return False
         late = time.perf_counter() - arrived > self._drop_budget
-        return late or (self._fx.qsize() >= self._fx.maxsize - 1 and not pf.processed)
+        return late or (self._fx.qsize() >= max(1, self._fx.maxsize - 1) and not pf.processed)
 
     async def _run_front(self) -> None:
         while True:

@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 import asyncio
+
 import av
 import numpy as np
 import pytest
 
 from support import CLIP, CLIP_FRAMES, decode_file, nv12, psnr, target
-from facestream.client import BlockingClient, FaceStreamClient, VideoSource
+from facestream.client import FaceStreamClient, VideoSource
 from facestream.proto import pb
 
 
@@ -171,3 +172,37 @@ async def test_effects_update_mid_stream_applies_from_next_frame(server):
                 assert ys.min() - margin <= rows.min() and rows.max() <= ys.max() + margin
                 changed_with_face += 1
     assert changed_with_face > 100
+
+
+class FailingSource(VideoSource):
+    """The clip, until reading it fails after a few packets (a stream that drops, a corrupt file)."""
+
+    def __iter__(self):
+        for i, packet in enumerate(super().__iter__()):
+            if i == 5:
+                raise OSError("connection reset while reading the stream")
+            yield packet
+
+
+async def test_source_failure_ends_the_session(server):
+    from facestream.client import SourceError
+
+    async with FaceStreamClient(target(server)) as client:
+        with pytest.raises(SourceError, match="connection reset while reading the stream"):
+            await asyncio.wait_for(client.process(FailingSource(str(CLIP))), 30)
+    for _ in range(50):  # the server frees the session as soon as the call is cancelled
+        if not server.service.sessions:
+            break
+        await asyncio.sleep(0.1)
+    assert not server.service.sessions
+
+
+@pytest.mark.parametrize("codec", [pb.CODEC_H264, pb.CODEC_MJPEG])
+async def test_output_quality_changes_the_size(server, codec):
+    sizes = {}
+    async with FaceStreamClient(target(server)) as client:
+        for quality in (20, 90):
+            frames = []
+            await client.process(str(CLIP), output_codec=codec, quality=quality, on_frame=frames.append)
+            sizes[quality] = sum(len(f.packet.data) for f in frames)
+    assert sizes[90] > 1.5 * sizes[20], sizes

@@ -64,7 +64,12 @@ class PyAVDecoder:
         frames = []
         for f in decoded:
             y, uv = nv12_planes(f)
-            frames.append(Frame(y=y, uv=uv, pts=f.pts if f.pts is not None else 0, index=self._index))
+            pts = f.pts if f.pts is not None else f.best_effort_timestamp
+            if pts is None:
+                raise CodecError(
+                    f"the decoder returned a picture without a timestamp for {what}; set Packet.pts on every packet"
+                )
+            frames.append(Frame(y=y, uv=uv, pts=pts, index=self._index))
             self._index += 1
         return frames
 
@@ -153,7 +158,8 @@ class PyAVEncoder:
             ctx = av.CodecContext.create("mjpeg", "w")
             ctx.pix_fmt = "yuvj420p"
             quality = s.quality or 85
-            ctx.qscale = max(2, min(31, round(31 - (quality / 100) * 29)))
+            # A fixed quantiser: qmin = qmax pins it (FFmpeg's mjpeg encoder ignores qscale alone here).
+            ctx.qmin = ctx.qmax = max(2, min(31, round(31 - (quality / 100) * 29)))
             opts = {}
         else:
             raise CodecError(f"{s.codec.name} is not an encoder codec")
