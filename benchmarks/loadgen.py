@@ -11,7 +11,6 @@ import asyncio
 import math
 import time
 from dataclasses import dataclass, field
-from fractions import Fraction
 from typing import Any, Iterator, Mapping
 
 from facestream.client import FaceStreamClient, FaceStreamError, FrameResult, VideoSource
@@ -255,11 +254,3 @@ def latency_cdf(run: RunResult, *, skip: int = 0, points: int = 201) -> list[lis
     if not lat:
         return []
     return [[percentile(lat, 100.0 * k / (points - 1)), k / (points - 1)] for k in range(points)]
-
-
-def source_interval_ms(clip: str) -> float:
-    src = VideoSource(clip)
-    try:
-        return float(1000 / Fraction(src.frame_rate))
-    finally:
-        src.close()

@@ -46,8 +46,10 @@ class FrontEnd:
 
     def __init__(
         self, decoder: Decoder, vision: Vision, settings: EffectSettings,
-        report_faces: bool, max_width: int, max_height: int,
+        report_faces: bool, max_width: int, max_height: int, declared: tuple[int, int] = (0, 0),
     ) -> None:
+        # The size the session config declared, (0, 0) when it left the bitstream to tell.
+        self.declared = declared
         self.decoder = decoder
         self.report_faces = report_faces
         self.vision = vision
@@ -58,6 +60,11 @@ class FrontEnd:
         self.settings = settings
 
     def _check_size(self, frame: Frame) -> None:
+        if any(self.declared) and (frame.width, frame.height) != self.declared:
+            raise CodecError(
+                f"the stream's frames are {frame.width}x{frame.height} but config.input declares "
+                f"{self.declared[0]}x{self.declared[1]}; fix the config, or leave width and height 0"
+            )
         if frame.width > self.max_width or frame.height > self.max_height:
             raise FrameTooLarge(
                 f"frame size {frame.width}x{frame.height} is over this server's limit of "

@@ -166,7 +166,11 @@ class ConfigurationError(Exception):
 async def serve(config: ServerConfig) -> None:
     """Runs until SIGINT or SIGTERM, then drains: running sessions get the grace period to finish."""
     server = FaceStreamServer(config)
-    await server.start()
+    try:
+        await server.start()
+    except BaseException:
+        await server.stop(0)  # listener, metrics endpoint and workers go with a failed start
+        raise
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

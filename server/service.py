@@ -15,13 +15,14 @@ import grpc
 
 from facestream.engines import backend as backends
 from facestream.engines.effects.registry import EFFECTS
+from facestream.engines.models.store import default_store
 from facestream.proto import pb
 
 from . import logs, memory
 from .auth import ANONYMOUS, Principal, principal
 from .config import ServerConfig
 from .metrics import Metrics
-from .convert import INPUT_CODECS, OUTPUT_CODECS, ConfigError, SessionPlan, session_plan, stage_messages
+from .convert import INPUT_CODECS, OUTPUT_CODECS, WIRE_CODECS, ConfigError, SessionPlan, session_plan, stage_messages
 from .session import Session, SessionError
 
 log = logging.getLogger("facestream.service")
@@ -152,7 +153,7 @@ class FaceStreamService:
             self.idle.clear()
             self.metrics.sessions_active.set(len(self.sessions))
             log.info("session %s started for %s (%s, label %r)", sid, who.name, session.backend.name, plan.label)
-            await context.write(session.started_message(first.config))
+            await context.write(session.started_message(negotiated_config(first.config, plan)))
             async with contextlib.aclosing(session.run(requests)) as responses:
                 async for response in responses:
                     await context.write(response)
@@ -179,6 +180,7 @@ class FaceStreamService:
             await context.abort(exc.code, exc.message)
         finally:
             if session is not None:
+                await asyncio.shield(session.close())
                 self.sessions.pop(sid, None)
                 self._per_principal[who.name] -= 1
                 if self._per_principal[who.name] <= 0:
@@ -291,6 +293,16 @@ def describe_request(first) -> dict:
     }
 
 
+def negotiated_config(config: pb.SessionConfig, plan: SessionPlan) -> pb.SessionConfig:
+    """The client's config with the server's defaults filled in, as SessionStarted promises."""
+    out = pb.SessionConfig()
+    out.CopyFrom(config)
+    out.output.codec = WIRE_CODECS[plan.encoder.codec]
+    out.input.time_base.num, out.input.time_base.den = plan.encoder.time_base
+    out.input.frame_rate.num, out.input.frame_rate.den = plan.encoder.frame_rate
+    return out
+
+
 def error_response(exc: SessionError) -> pb.ProcessResponse:
     return pb.ProcessResponse(
         error=pb.StreamError(code=exc.code.value[0], code_name=exc.code.name, message=exc.message)
@@ -309,6 +321,20 @@ async def _discard(requests, timeout: float) -> None:
         await asyncio.wait_for(consume(), timeout)
     except (asyncio.TimeoutError, Exception):
         pass
+
+
+def model_messages() -> list[pb.ModelInfo]:
+    """The packaged models from the store's manifest: FP32 runs on ONNX Runtime (the CPU backend, and
+    the GPU backend without TensorRT), the INT8 Q/DQ models become TensorRT engines."""
+    out = []
+    for name, sha in sorted(default_store().manifest()["files"].items()):
+        stem, _, ext = name.rpartition(".")
+        if ext != "onnx":
+            continue
+        model, _, precision = stem.rpartition(".")
+        out.append(pb.ModelInfo(name=model, precision=precision, sha256=sha,
+                                runtime="onnxruntime" if precision == "fp32" else "tensorrt"))
+    return out
 
 
 def capabilities(config: ServerConfig) -> pb.Capabilities:
@@ -343,6 +369,7 @@ def capabilities(config: ServerConfig) -> pb.Capabilities:
                            detail=gpu_detail, stages=stage_messages(gpu_stages)),
         ],
         default_backend=pb.BACKEND_GPU if gpu_on else pb.BACKEND_CPU,
+        models=model_messages(),
         limits=pb.Limits(
             max_sessions=config.max_sessions,
             max_width=config.max_width,

@@ -13,7 +13,7 @@ import contextvars
 import logging
 import time
 import uuid
-from concurrent.futures import Executor
+from concurrent.futures import Executor, Future
 from dataclasses import dataclass, field
 from typing import AsyncIterator
 
@@ -83,6 +83,9 @@ class Session:
         self.backend = backend
         self.server = server
         self.executor = executor
+        self._inflight: set[Future] = set()
+        self._closed = False
+        self._reader: asyncio.Task | None = None
         self.stats = _Stats()
         self.started = time.monotonic()
         self._front = FrontEnd(
@@ -92,6 +95,7 @@ class Session:
             plan.return_faces,
             server.max_width,
             server.max_height,
+            (plan.width, plan.height),
         )
         self._effects = EffectsStage(backend.effects())
         self._back = BackEnd(backend.encoder, plan.encoder)
@@ -112,9 +116,26 @@ class Session:
         )
 
     async def _call(self, fn, *args):
-        # In a copy of this task's context, so that log records from the stage carry the session ID.
+        """Runs a blocking stage call in a worker thread, in a copy of this task's context (so log
+        records carry the session ID). Cancelling the caller does not stop the thread, so calls
+        are tracked until they finish: `close` waits for them before releasing the codecs."""
         ctx = contextvars.copy_context()
-        return await asyncio.get_running_loop().run_in_executor(self.executor, ctx.run, fn, *args)
+        future = self.executor.submit(ctx.run, fn, *args)
+        self._inflight.add(future)
+        future.add_done_callback(self._inflight.discard)
+        return await asyncio.wrap_future(future)
+
+    async def close(self) -> None:
+        """Releases decoder, vision, encoder; safe to call more than once, and from any path."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._inflight:
+            await asyncio.gather(*(asyncio.wrap_future(f) for f in list(self._inflight)), return_exceptions=True)
+        try:
+            await asyncio.wrap_future(self.executor.submit(self._close))
+        except RuntimeError:  # the executor is shut down: the server is stopping
+            self._close()
 
     def queue_depths(self) -> dict[str, int]:
         return {"in": self._in.qsize(), "mid": self._mid.qsize(), "effects": self._fx.qsize(), "out": self._out.qsize()}
@@ -380,10 +401,12 @@ class Session:
             for t in workers:
                 t.cancel()
             await asyncio.gather(*workers, return_exceptions=True)
-            await self._call(self._close)
+            await self.close()
 
     async def drain(self, timeout: float) -> None:
         """Waits (at most `timeout`) for the failed session's client to stop sending."""
+        if self._reader is None:
+            return
         try:
             await asyncio.wait_for(asyncio.shield(self._reader), timeout)
         except (asyncio.TimeoutError, Exception):

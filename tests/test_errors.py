@@ -60,6 +60,9 @@ CASES = {
                                     INVALID, "packet with pts 7 could not be decoded as H264"),
     "codec does not match config": (lambda p: [pb.ProcessRequest(config=pb.SessionConfig(input=pb.InputConfig(codec=pb.CODEC_HEVC))), *p[:40], END],
                                     INVALID, "HEVC"),
+    "declared size does not match": (lambda p: [pb.ProcessRequest(config=pb.SessionConfig(input=pb.InputConfig(
+        codec=pb.CODEC_H264, width=320, height=180))), *p[:3], END],
+                                     INVALID, "the stream's frames are 640x360 but config.input declares 320x180"),
     "raw frame of the wrong size": (lambda p: [raw_config(), pb.ProcessRequest(packet=pb.Packet(data=b"\0" * 100, pts=1)), END],
                                     INVALID, "has 100 bytes; a 64x64 frame has 6144"),
     "raw input without size": (lambda p: [raw_config(0, 0), END], INVALID, "needs config.input.width and height"),

@@ -32,6 +32,9 @@ async def test_h264_clip_round_trip(server, tmp_path, media):
     assert result.frames == CLIP_FRAMES
     assert result.stats.frames_out == CLIP_FRAMES and result.stats.packets_in == CLIP_FRAMES
     assert result.started.backend == pb.BACKEND_CPU
+    negotiated = result.started.config  # defaults filled in
+    assert negotiated.output.codec == pb.CODEC_H264
+    assert negotiated.input.time_base.den == 11988 and negotiated.input.frame_rate.num > 0
     assert_same_video(CLIP, out)
 
 
@@ -125,6 +128,9 @@ async def test_capabilities(server):
     gpu = next(b for b in caps.backends if b.backend == pb.BACKEND_GPU)
     assert not gpu.available and gpu.detail
     assert caps.limits.max_width == 1920
+    models = {(m.name, m.precision): m for m in caps.models}
+    assert {("face_landmark", "fp32"), ("face_landmark", "int8"), ("face_detection_full_range", "fp32")} <= set(models)
+    assert len(models["face_landmark", "fp32"].sha256) == 64 and models["face_landmark", "fp32"].runtime == "onnxruntime"
 
 
 async def test_faces_reported_across_the_clip(server):

@@ -377,9 +377,3 @@ class GpuEffects:
                  np.int32(x0), np.int32(y0), np.int32(rw), np.int32(rh)) + field,
                 stream=self.stream,
             )
-
-
-def kernel_files() -> list[str]:
-    """Every kernel source of the effects, for the compile check."""
-    return list(KERNEL_FILES)
-

@@ -5,8 +5,6 @@ subject's: the right eye is on the image's left side in an unmirrored picture.
 """
 from __future__ import annotations
 
-import numpy as np
-
 FACE_OVAL = (
     10, 338, 297, 332, 284, 251, 389, 356, 454, 323, 361, 288, 397, 365, 379, 378, 400, 377,
     152, 148, 176, 149, 150, 136, 172, 58, 132, 93, 234, 127, 162, 21, 54, 103, 67, 109,
@@ -38,14 +36,3 @@ NOSE_TIP = 1
 # each side ordered from the ear down.
 RIGHT_JAW = (93, 132, 58, 172, 136, 150, 149)
 LEFT_JAW = (323, 361, 288, 397, 365, 379, 378)
-
-
-def eye_opening(landmarks: np.ndarray) -> tuple[float, float]:
-    """(right, left) eye opening: lid-to-lid distance over corner-to-corner distance."""
-    out = []
-    for lids, corners in ((RIGHT_EYE_LIDS, RIGHT_EYE_CORNERS), (LEFT_EYE_LIDS, LEFT_EYE_CORNERS)):
-        p = landmarks[:, :2]
-        h = float(np.linalg.norm(p[lids[0]] - p[lids[1]]))
-        w = float(np.linalg.norm(p[corners[0]] - p[corners[1]]))
-        out.append(h / max(w, 1e-6))
-    return out[0], out[1]
