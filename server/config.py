@@ -29,6 +29,9 @@ class ServerConfig:
     max_fps: float = field(
         default=120.0, metadata={"help": "highest input frame rate (declared in the config or measured from pts); 0: no limit"}
     )
+    idle_timeout_seconds: float = field(
+        default=60.0, metadata={"help": "a session that sends nothing for this long is closed to free its slot (0: never)"}
+    )
     max_session_seconds: float = field(
         default=4 * 3600.0, metadata={"help": "longest a session may run before RESOURCE_EXHAUSTED; 0: no limit"}
     )

@@ -150,7 +150,20 @@ class Session:
     async def _read(self, requests: AsyncIterator[pb.ProcessRequest]) -> None:
         """Feeds the front end; after a failure, discards requests until end-of-stream or half-close."""
         ended = False
-        async for req in requests:
+        idle = self.server.idle_timeout_seconds or None
+        while True:
+            try:
+                # After end-of-stream only a stray message or the half-close can come: no idle limit.
+                req = await asyncio.wait_for(anext(requests), None if ended else idle)
+            except StopAsyncIteration:
+                break
+            except asyncio.TimeoutError:
+                self._fail(SessionError(
+                    grpc.StatusCode.RESOURCE_EXHAUSTED,
+                    f"nothing arrived for {idle:g} seconds, this server's idle limit; the session was closed to "
+                    "free its slot: keep sending packets, or end the stream and open a new one later",
+                ))
+                return
             kind = req.WhichOneof("msg")
             if self._failure.done():
                 if kind == "end":

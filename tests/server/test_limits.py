@@ -153,3 +153,26 @@ async def test_capabilities_report_the_limits(server_factory):
     async with grpc.aio.insecure_channel(f"127.0.0.1:{srv.port}") as ch:
         caps = await rpc.FaceStreamStub(ch).GetCapabilities(pb.GetCapabilitiesRequest())
     assert caps.limits.max_fps == 50 and caps.limits.max_session_seconds == 600
+
+
+async def test_idle_session_is_closed(server_factory):
+    srv = await server_factory(idle_timeout_seconds=1.0)
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{srv.port}") as ch:
+        call = rpc.FaceStreamStub(ch).Process()
+        await call.write(h264_config())
+        for p in clip_packets(3):
+            await call.write(p)
+        kinds, error = [], None
+        with pytest.raises(grpc.aio.AioRpcError) as status:  # the client goes quiet after 3 packets
+            while (r := await call.read()) is not grpc.aio.EOF:
+                kinds.append(r.WhichOneof("msg"))
+                if kinds[-1] == "error":
+                    error = r.error
+        assert status.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert kinds == ["started", "packet", "packet", "packet", "error"]
+    assert "nothing arrived for 1 seconds, this server's idle limit" in error.message
+    for _ in range(50):  # the slot is freed right after the status went out
+        if not srv.service.sessions:
+            break
+        await asyncio.sleep(0.05)
+    assert not srv.service.sessions
