@@ -60,15 +60,15 @@ class FrontEnd:
         self.settings = settings
 
     def _check_size(self, frame: Frame) -> None:
-        if any(self.declared) and (frame.width, frame.height) != self.declared:
-            raise CodecError(
-                f"the stream's frames are {frame.width}x{frame.height} but config.input declares "
-                f"{self.declared[0]}x{self.declared[1]}; fix the config, or leave width and height 0"
-            )
         if frame.width > self.max_width or frame.height > self.max_height:
             raise FrameTooLarge(
                 f"frame size {frame.width}x{frame.height} is over this server's limit of "
                 f"{self.max_width}x{self.max_height}; scale the video down before sending it"
+            )
+        if any(self.declared) and (frame.width, frame.height) != self.declared:
+            raise CodecError(
+                f"the stream's frames are {frame.width}x{frame.height} but config.input declares "
+                f"{self.declared[0]}x{self.declared[1]}; fix the config, or leave width and height 0"
             )
 
     def _finish(self, frames: list[Frame], decode_ms: float, skip: bool) -> list[ProcessedFrame]:
