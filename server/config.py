@@ -23,7 +23,7 @@ class ServerConfig:
     workers: int = field(default=0, metadata={"help": "threads running pipeline stages (0: 2 x cores + 2)"})
     queue_depth: int = field(default=4, metadata={"help": "frames buffered between stages of a session"})
     error_drain_seconds: float = field(
-        default=2.0, metadata={"help": "after an error, how long a client may keep sending before the stream is closed"}
+        default=2.0, metadata={"help": "after an error or the final stats, how long the server waits for the client to stop sending before closing the stream"}
     )
     grace_seconds: float = field(default=30.0, metadata={"help": "how long running sessions may finish on SIGTERM"})
     max_fps: float = field(

@@ -404,6 +404,11 @@ class Session:
                     break
                 yield self._response(*item)
             yield self.stats_message()
+            # A message sent after end-of-stream is reported even when the flush was quicker than it.
+            grace = self.server.error_drain_seconds
+            await asyncio.wait([self._reader, self._failure], timeout=grace, return_when=asyncio.FIRST_COMPLETED)
+            if self._failure.done():
+                raise self._failure.result()
         finally:
             if expiry is not None:
                 expiry.cancel()

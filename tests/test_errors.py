@@ -142,3 +142,22 @@ async def test_client_reports_server_error(server):
         with pytest.raises(FaceStreamError) as info:
             await client.process(str(CLIP), effects={"smooth": 3})
     assert info.value.code == INVALID and "valid range is 0..1" in info.value.message
+
+
+async def test_message_after_a_finished_flush_is_reported(server, clip_packets):
+    """However quick the flush, a packet sent after `end` is reported, not dropped silently."""
+    async with grpc.aio.insecure_channel(target(server)) as channel:
+        call = rpc.FaceStreamStub(channel).Process(timeout=30)
+        for r in [h264_config(), *clip_packets[:3], END]:
+            await call.write(r)
+        kinds = []
+        while (r := await call.read()).WhichOneof("msg") != "stats":
+            kinds.append(r.WhichOneof("msg"))
+        await call.write(clip_packets[3])
+        await call.done_writing()
+        with pytest.raises(grpc.aio.AioRpcError):
+            while (r := await call.read()) is not grpc.aio.EOF:
+                kinds.append(r.WhichOneof("msg"))
+        assert kinds == ["started", "packet", "packet", "packet", "error"]
+        assert await call.code() == INVALID
+        assert "a packet message arrived after end-of-stream" in await call.details()
