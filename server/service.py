@@ -141,6 +141,7 @@ class FaceStreamService:
         plan: SessionPlan | None = None
         first: pb.ProcessRequest | None = None
         code, message = grpc.StatusCode.OK, ""
+        accounted = False
         try:
             try:
                 first = await anext(requests)
@@ -177,22 +178,32 @@ class FaceStreamService:
                 await session.drain(self.config.error_drain_seconds)
             else:
                 await _discard(requests, self.config.error_drain_seconds)
+            # Accounted before the status goes out: a client that reads the metrics or the audit
+            # log once it has the status sees its session there.
+            accounted = True
+            await asyncio.shield(self._end(sid, who, session, code))
+            self._audit(sid, who, context, wall, time.monotonic() - began, first, session, code, message)
             await context.abort(exc.code, exc.message)
         finally:
-            if session is not None:
-                await asyncio.shield(session.close())
-                self.sessions.pop(sid, None)
-                self._per_principal[who.name] -= 1
-                if self._per_principal[who.name] <= 0:
-                    del self._per_principal[who.name]
-                self.metrics.sessions_active.set(len(self.sessions))
-                if not self.sessions:
-                    self.idle.set()
-                    self._schedule_release()
-            self.metrics.sessions.labels(code.name).inc()
-            if code is not grpc.StatusCode.OK:
-                self.metrics.errors.labels(code.name).inc()
-            self._audit(sid, who, context, wall, time.monotonic() - began, first, session, code, message)
+            if not accounted:
+                await asyncio.shield(self._end(sid, who, session, code))
+                self._audit(sid, who, context, wall, time.monotonic() - began, first, session, code, message)
+
+    async def _end(self, sid: str, who: Principal, session: Session | None, code: grpc.StatusCode) -> None:
+        """Frees the session's slot and counts how it ended."""
+        if session is not None:
+            await session.close()
+            self.sessions.pop(sid, None)
+            self._per_principal[who.name] -= 1
+            if self._per_principal[who.name] <= 0:
+                del self._per_principal[who.name]
+            self.metrics.sessions_active.set(len(self.sessions))
+            if not self.sessions:
+                self.idle.set()
+                self._schedule_release()
+        self.metrics.sessions.labels(code.name).inc()
+        if code is not grpc.StatusCode.OK:
+            self.metrics.errors.labels(code.name).inc()
 
     def _audit(self, sid, who, context, wall, duration, first, session, code, message) -> None:
         asked = describe_request(first) if first is not None else {}

@@ -130,6 +130,9 @@ def _crf(quality: int, default: int) -> int:
     return default if quality <= 0 else round(51 * (1 - min(quality, 100) / 100))
 
 
+SINGLE_THREAD_PIXELS = 1280 * 720
+
+
 class PyAVEncoder:
     """H.264 (libx264), HEVC (libx265) or JPEG per frame, tuned for low latency.
 
@@ -144,7 +147,13 @@ class PyAVEncoder:
         if s.codec is Codec.H264:
             ctx = av.CodecContext.create("libx264", "w")
             ctx.pix_fmt = "nv12"
-            opts = {"preset": "veryfast", "tune": "zerolatency", "repeat-headers": "1"}
+            # superfast: 1.6x less time per frame than veryfast at 360p for ~20 % more bytes at the same
+            # CRF; a live server is bound by frame time (benchmarks/results/encoder-presets.md).
+            opts = {"preset": "superfast", "tune": "zerolatency", "repeat-headers": "1"}
+            if s.width * s.height <= SINGLE_THREAD_PIXELS:
+                # Small frames: slice threads cost more than they save, and the pipeline's stages
+                # and sessions already keep the cores busy.
+                ctx.thread_count = 1
             if not s.bitrate_kbps:
                 opts["crf"] = str(_crf(s.quality, 23))
         elif s.codec is Codec.HEVC:

@@ -47,6 +47,7 @@ class OneEuro:
 class Track:
     id: int
     roi: Roi
+    good_roi: Roi | None = None              # the region of the last mesh that found the face
     score: float = 0.0
     raw: np.ndarray | None = None          # last raw landmarks (468, 3) or keypoints (6, 2)
     box: np.ndarray | None = None
