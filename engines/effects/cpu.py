@@ -8,7 +8,8 @@ Per frame:
        chroma: blush -> lips, in float32, rounded once;
        warps:  slim and eyes summed into one displacement field, one bilinear resample of both planes;
   3. `debug` overlay (whole frame).
-Faces are processed in list order, each reading the frame as the previous face left it.
+Faces are processed in list order, each reading the frame as the previous face left it; faces whose
+ROIs do not overlap only touch their own pixels, so they are processed side by side.
 Every blend has the form out = in + weight * (effect - in), so a weight of exactly 0 (outside the
 masks and warp supports) keeps the input value bit for bit.
 """
@@ -17,6 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..frame import Frame
+from ..parallel import face_pool
 from ..vision.face import Face
 from .base import EffectSetting, EffectSettings
 from .draw import draw_faces
@@ -59,6 +61,7 @@ class CpuEffects:
         session = {e.name: e for e in settings.effects if e.strength > 0}
         if "denoise" in session:
             denoise(frame.y, frame.uv, session["denoise"].strength)
+        work = []
         for face in faces:
             if face.landmarks is None:
                 continue
@@ -67,15 +70,28 @@ class CpuEffects:
                 for e in settings.for_face(face.id)
                 if e.strength > 0 and e.name in FACE_EFFECTS
             }
-            if chosen:
-                apply_face(frame.y, frame.uv, face.landmarks, chosen)
+            region = FaceRegion(face.landmarks, frame.height, frame.width)
+            if chosen and not region.empty:
+                work.append((region, chosen))
+        if len(work) > 1 and _disjoint([r for r, _ in work]):
+            # Each face only reads and writes its own ROI, so the order does not matter.
+            list(face_pool().map(lambda rc: apply_face(frame.y, frame.uv, rc[0], rc[1]), work))
+        else:
+            for region, chosen in work:
+                apply_face(frame.y, frame.uv, region, chosen)
         if "debug" in session:
             draw_faces(frame.y, frame.uv, faces)
 
 
-def apply_face(y: np.ndarray, uv: np.ndarray, landmarks: np.ndarray, effects: dict[str, EffectSetting]) -> None:
-    """Applies the per-face effects named in `effects` (name -> setting) around one face, in place."""
-    region = FaceRegion(landmarks, y.shape[0], y.shape[1])
+def _disjoint(regions: list[FaceRegion]) -> bool:
+    return all(
+        a.x1 <= b.x0 or b.x1 <= a.x0 or a.y1 <= b.y0 or b.y1 <= a.y0
+        for i, a in enumerate(regions) for b in regions[i + 1:]
+    )
+
+
+def apply_face(y: np.ndarray, uv: np.ndarray, region: FaceRegion, effects: dict[str, EffectSetting]) -> None:
+    """Applies the per-face effects named in `effects` (name -> setting) inside one face's region, in place."""
     if region.empty:
         return
     ly, lx = region.luma

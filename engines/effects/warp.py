@@ -143,8 +143,12 @@ def slim_field(region: FaceRegion, xs: np.ndarray, ys: np.ndarray, strength: flo
         np.subtract(one, t, out=t)
         np.maximum(t, np.float32(0.0), out=t)
         phi = np.multiply(t, t, out=t)
-        acc[:, rows, cols] += phi * np.array([1.0, v[0], v[1]], np.float32)[:, None, None]
-        keep[rows, cols] *= one - phi
+        sub = acc[:, rows, cols]
+        sub[0] += phi
+        tmp = np.multiply(phi, np.float32(v[0]))
+        sub[1] += tmp
+        sub[2] += np.multiply(phi, np.float32(v[1]), out=tmp)
+        keep[rows, cols] *= np.subtract(one, phi, out=tmp)
     sw, svx, svy = acc
     cover = np.subtract(one, keep, out=keep)
     with np.errstate(invalid="ignore", divide="ignore"):

@@ -1,15 +1,14 @@
 """CPU vision backend: BlazeFace + face mesh on ONNX Runtime, tracking between detections."""
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 import functools
-import os
 import threading
 
 import numpy as np
 
 from ..frame import Frame
 from ..models.specs import SPECS
+from ..parallel import face_pool
 from ..models.store import ModelStore, default_store
 from . import geometry as geo
 from .face import Face
@@ -25,13 +24,6 @@ KEEP_LOST = 30               # frames a lost face's ID is kept for when it comes
 SAME_FACE_IOU = 0.4           # a detection overlapping a track this much is that track's face
 IDLE_DETECT_EVERY = 2         # while no face is tracked, the detector runs every N frames (1: every frame)
 DEFAULT_DETECTORS = ("full",)  # the detector models CpuVision uses by default (warmed up on load)
-
-
-@functools.cache
-def face_pool() -> ThreadPoolExecutor:
-    """Threads that run the meshes of a frame's faces side by side (ONNX Runtime releases the GIL),
-    shared by all sessions so that they never hold more threads than there are cores."""
-    return ThreadPoolExecutor(max_workers=os.cpu_count() or 1, thread_name_prefix="face-mesh")
 
 
 class CpuVision:
@@ -72,7 +64,7 @@ class CpuVision:
         self._det = store.session(detector, precision, threads)
         self._mesh = store.session("mesh", precision, threads) if with_landmarks else None
         self._det_in = InputMaker(self._det_spec.size, self._det_spec.input_scale, self._det_spec.input_offset)
-        self._mesh_in = InputMaker(self._mesh_spec.size)
+        self._local = threading.local()
         self._tracks: list[Track] = []
         self._next_id = 1
         self._since_detect = 1 << 30
@@ -97,11 +89,18 @@ class CpuVision:
 
     def mesh(self, frame: Frame, roi: geo.Roi) -> tuple[np.ndarray, float]:
         """Mesh on a rotated crop: (468, 3) landmarks in frame pixels and the face score."""
-        x = self._mesh_in.affine(frame.y, frame.uv, roi.matrix(self._mesh_spec.size))
+        x = self._mesh_input().affine(frame.y, frame.uv, roi.matrix(self._mesh_spec.size))
         lm, score = self._mesh.run(["landmarks", "face_score"], {"input": x})
         with self._count_lock:
             self.stats["mesh_runs"] += 1
         return geo.landmarks_to_frame(lm[0], roi, self._mesh_spec.size), float(score[0, 0])
+
+    def _mesh_input(self) -> InputMaker:
+        """The calling thread's input buffers: meshes of one frame may run in several threads."""
+        maker = getattr(self._local, "mesh_in", None)
+        if maker is None:
+            maker = self._local.mesh_in = InputMaker(self._mesh_spec.size)
+        return maker
 
     # ------------------------------------------------------------------ tracking
     def _new_track(self, roi: geo.Roi) -> Track:

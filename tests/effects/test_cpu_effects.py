@@ -310,3 +310,18 @@ def test_warp_field_is_zero_outside_its_support(pictures, name):
                 outside[rows, cols] = False
                 assert np.any(dx[~outside] != 0)
                 assert not np.any(dx[outside]) and not np.any(dy[outside])
+
+
+def test_faces_apart_are_processed_side_by_side_with_the_same_result(pictures, monkeypatch):
+    from facestream.engines.effects import cpu
+
+    pic = pictures["two_people.jpg"]
+    regions = [FaceRegion(f.landmarks, *pic.y.shape) for f in pic.faces]
+    assert cpu._disjoint(regions)
+    everything = [(n, 0.8) for n in COLOUR_EFFECTS + WARP_EFFECTS]
+    side_by_side = run(pic, *everything)
+    monkeypatch.setattr(cpu, "_disjoint", lambda regions: False)
+    one_after_another = run(pic, *everything)
+    assert np.array_equal(side_by_side.y, one_after_another.y)
+    assert np.array_equal(side_by_side.uv, one_after_another.uv)
+    assert not np.array_equal(side_by_side.y, pic.y)

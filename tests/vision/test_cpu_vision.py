@@ -25,8 +25,9 @@ def test_faces_found_in_clip_frames_like_the_reference(clip_faces):
     # MediaPipe's reference pipeline finds a face in 226 of the 275 frames
     assert len(faces) == 275
     assert found >= 226, found
-    # tracking: most frames run only the mesh
-    assert stats["detector_runs"] < 275 * 0.8
+    # tracking: most frames run only the mesh (the detector runs on 66 frames: while no face is
+    # tracked, every other frame; when a face is lost and its last region no longer finds it)
+    assert stats["detector_runs"] < 275 * 0.3
 
 
 def _id_continuity(faces) -> float:
@@ -143,3 +144,19 @@ def test_idle_frames_skip_the_detector():
     for i in range(9):
         assert v.process(Frame(y=y, uv=uv, pts=i, index=i)) == []
     assert v.stats["detector_runs"] == 3
+
+
+def test_faces_of_a_frame_meshed_side_by_side_give_the_same_result(clip_frames):
+    """The clip's last frames have three or four faces: their meshes run in parallel threads."""
+    part = clip_frames[200:]
+    runs = []
+    for parallel in (True, False):
+        v = CpuVision(parallel=parallel)
+        runs.append([v.process(f) for f in part])
+        v.close()
+    assert max(len(f) for f in runs[0]) >= 3
+    for a, b in zip(*runs):
+        assert [f.id for f in a] == [f.id for f in b]
+        for fa, fb in zip(a, b):
+            assert np.array_equal(fa.box, fb.box)
+            assert (fa.landmarks is None and fb.landmarks is None) or np.array_equal(fa.landmarks, fb.landmarks)
