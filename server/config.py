@@ -25,6 +25,10 @@ class ServerConfig:
     error_drain_seconds: float = field(
         default=2.0, metadata={"help": "after an error or the final stats, how long the server waits for the client to stop sending before closing the stream"}
     )
+    stage_timeout_seconds: float = field(
+        default=30.0, metadata={"help": "a stage call (decode, vision, effects or encode of one frame) running longer "
+                                        "than this ends its session with INTERNAL (0: no limit)"}
+    )
     grace_seconds: float = field(default=30.0, metadata={"help": "how long running sessions may finish on SIGTERM"})
     max_fps: float = field(
         default=120.0, metadata={"help": "highest input frame rate (declared in the config or measured from pts); 0: no limit"}

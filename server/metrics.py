@@ -43,6 +43,9 @@ class Metrics:
                                        buckets=_LATENCY_BUCKETS, registry=r)
         self.auth_failures = Counter("facestream_auth_failures", "Rejected credentials, by reason", ["reason"],
                                      registry=r)
+        self.stuck_calls = Counter("facestream_stuck_stage_calls",
+                                   "Stage calls that outlasted --stage-timeout-seconds (each ended its session)",
+                                   registry=r)
         self.model_ready = Gauge("facestream_model_ready", "1 once the models are verified and warmed up", registry=r)
         self.draining = Gauge("facestream_draining", "1 while the server drains before stopping", registry=r)
         for code in ("OK", "INVALID_ARGUMENT", "RESOURCE_EXHAUSTED", "UNAVAILABLE", "UNAUTHENTICATED", "CANCELLED"):

@@ -115,23 +115,44 @@ class Session:
             )
         )
 
-    async def _call(self, fn, *args):
+    async def _call(self, what: str, fn, *args):
         """Runs a blocking stage call in a worker thread, in a copy of this task's context (so log
         records carry the session ID). Cancelling the caller does not stop the thread, so calls
-        are tracked until they finish: `close` waits for them before releasing the codecs."""
+        are tracked until they finish: `close` waits for them before releasing the codecs.
+
+        A call that outlasts --stage-timeout-seconds (a codec stuck on a crafted stream) ends
+        the session instead of holding it, and the client, until their deadline."""
         ctx = contextvars.copy_context()
         future = self.executor.submit(ctx.run, fn, *args)
         self._inflight.add(future)
         future.add_done_callback(self._inflight.discard)
-        return await asyncio.wrap_future(future)
+        limit = self.server.stage_timeout_seconds or None
+        try:
+            return await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(future)), limit)
+        except asyncio.TimeoutError:
+            if self.metrics is not None:
+                self.metrics.stuck_calls.inc()
+            raise SessionError(
+                grpc.StatusCode.INTERNAL,
+                f"{what} took longer than {limit:g} seconds (this server's --stage-timeout-seconds) and the "
+                "session was ended; if the stream plays elsewhere, report it together with its packets",
+            ) from None
 
     async def close(self) -> None:
-        """Releases decoder, vision, encoder; safe to call more than once, and from any path."""
+        """Releases decoder, vision, encoder; safe to call more than once, and from any path.
+
+        A stage call still running after --stage-timeout-seconds is abandoned with its codecs
+        (closing them under it could crash the process); the log says so."""
         if self._closed:
             return
         self._closed = True
         if self._inflight:
-            await asyncio.gather(*(asyncio.wrap_future(f) for f in list(self._inflight)), return_exceptions=True)
+            _, stuck = await asyncio.wait([asyncio.wrap_future(f) for f in list(self._inflight)],
+                                          timeout=self.server.stage_timeout_seconds or None)
+            if stuck:
+                log.error("session %s: %d stage call(s) still running; the session's codecs are left to them "
+                          "and one worker thread stays busy until they return", self.id, len(stuck))
+                return
         try:
             await asyncio.wrap_future(self.executor.submit(self._close))
         except RuntimeError:  # the executor is shut down: the server is stopping
@@ -271,7 +292,7 @@ class Session:
         while True:
             item = await self._in.get()
             if item is _END:
-                frames = await self._call(self._front.flush)
+                frames = await self._call("flushing the decoder", self._front.flush)
                 self.stats.frames_decoded += len(frames)
                 if self.metrics is not None and frames:
                     self.metrics.frames_in.inc(len(frames))
@@ -287,7 +308,9 @@ class Session:
                 await self._mid.put(_END)
                 return
             if isinstance(item, _Packet):
-                frames = await self._call(self._front.push, item.data, item.pts, self._behind(item.arrived))
+                frames = await self._call(
+                    f"decoding the packet with pts {item.pts} and finding its faces", self._front.push, item.data, item.pts,
+                    self._behind(item.arrived))
                 self.stats.frames_decoded += len(frames)
                 if self.metrics is not None and frames:
                     self.metrics.frames_in.inc(len(frames))
@@ -306,14 +329,14 @@ class Session:
             # Real-time policy: a frame already past the drop budget will be dropped before the
             # encoder, so its effects are not worth computing.
             if not (self.plan.realtime and time.perf_counter() - arrived > self._drop_budget):
-                pf = await self._call(self._effects.apply, pf)
+                pf = await self._call(f"the effects on the frame with pts {pf.frame.pts}", self._effects.apply, pf)
             await self._fx.put((pf, arrived))
 
     async def _run_back(self) -> None:
         while True:
             item = await self._fx.get()
             if item is _END:
-                pairs = await self._call(self._back.flush)
+                pairs = await self._call("flushing the encoder", self._back.flush)
                 for pair in pairs:
                     await self._out.put(pair)
                 await self._out.put(_END)
@@ -321,7 +344,7 @@ class Session:
             pf, arrived = item
             pf.frame.timings["arrived"] = arrived
             drop = self._too_late(pf, arrived)
-            for pair in await self._call(self._back.encode, pf, drop):
+            for pair in await self._call(f"encoding the frame with pts {pf.frame.pts}", self._back.encode, pf, drop):
                 await self._out.put(pair)
 
     def _response(self, pf: ProcessedFrame, packet) -> pb.ProcessResponse:

@@ -1,0 +1,70 @@
+"""A stage call that never returns (a codec stuck on a crafted stream) ends its own session only."""
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+
+import grpc
+
+from fs_helpers import END, clip_packets, h264_config, scrape, stream
+from support import free_port
+from facestream.engines import backend as backends
+
+STUCK_FRAME = 5
+
+
+class StuckBackend(backends.CpuBackend):
+    """The CPU backend whose encoder hangs on one frame of the first session until released."""
+
+    def __init__(self, release: threading.Event, hung: list[int]) -> None:
+        super().__init__("cpu backend with a stage that hangs, for a test")
+        self.release, self.hung = release, hung
+
+    def encoder(self, settings):
+        inner, release, hung = super().encoder(settings), self.release, self.hung
+
+        class Stuck:
+            def encode(self, frame):
+                if frame.index == STUCK_FRAME and not hung:
+                    hung.append(frame.pts)
+                    release.wait(30)
+                return inner.encode(frame)
+
+            def flush(self):
+                return inner.flush()
+
+            def close(self):
+                inner.close()
+
+        return Stuck()
+
+
+async def test_a_stuck_stage_ends_its_session_and_frees_the_slot(server_factory, monkeypatch):
+    release, hung = threading.Event(), []
+    stuck = StuckBackend(release, hung)
+    monkeypatch.setattr(backends, "resolve", lambda requested, output="h264": stuck)
+    port = free_port()
+    srv = await server_factory(stage_timeout_seconds=1.0, max_sessions=1, metrics_port=port)
+    packets = clip_packets(20)
+    address = f"127.0.0.1:{srv.port}"
+    try:
+        started = time.monotonic()
+        async with grpc.aio.insecure_channel(address) as ch:
+            out = await stream(ch, [h264_config(), *packets, END], timeout=30)
+        took = time.monotonic() - started
+        assert hung, f"the stage never hung: {out.code} {out.details}"
+        assert out.code == grpc.StatusCode.INTERNAL
+        assert f"encoding the frame with pts {hung[0]} took longer than 1 seconds" in out.details
+        assert "--stage-timeout-seconds" in out.details
+        assert took < 10, took
+        # The one session slot is free again while the stuck call still runs, and the next session works.
+        async with grpc.aio.insecure_channel(address) as ch:
+            ok = await stream(ch, [h264_config(), *packets, END], timeout=30)
+        assert ok.code == grpc.StatusCode.OK, ok.details
+        assert sum(r.WhichOneof("msg") == "packet" for r in ok.responses) == len(packets)
+        metrics = scrape(f"http://127.0.0.1:{port}/metrics")
+        assert metrics["facestream_stuck_stage_calls_total"] == 1
+    finally:
+        release.set()
+    await asyncio.sleep(0.2)
