@@ -127,16 +127,23 @@ class Session:
         self._inflight.add(future)
         future.add_done_callback(self._inflight.discard)
         limit = self.server.stage_timeout_seconds or None
+        result = asyncio.wrap_future(future)
+        # asyncio.wait, not wait_for: wait_for (3.11) can swallow a cancellation that arrives as
+        # the call finishes, and a stage task that misses its cancellation keeps the session open.
         try:
-            return await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(future)), limit)
-        except asyncio.TimeoutError:
-            if self.metrics is not None:
-                self.metrics.stuck_calls.inc()
-            raise SessionError(
-                grpc.StatusCode.INTERNAL,
-                f"{what} took longer than {limit:g} seconds (this server's --stage-timeout-seconds) and the "
-                "session was ended; if the stream plays elsewhere, report it together with its packets",
-            ) from None
+            done, _ = await asyncio.wait([result], timeout=limit)
+        except asyncio.CancelledError:
+            future.cancel()  # a call still queued never runs for a session that is gone
+            raise
+        if done:
+            return result.result()
+        if self.metrics is not None:
+            self.metrics.stuck_calls.inc()
+        raise SessionError(
+            grpc.StatusCode.INTERNAL,
+            f"{what} took longer than {limit:g} seconds (this server's --stage-timeout-seconds) and the "
+            "session was ended; if the stream plays elsewhere, report it together with its packets",
+        )
 
     async def close(self) -> None:
         """Releases decoder, vision, encoder; safe to call more than once, and from any path.
@@ -175,7 +182,7 @@ class Session:
         while True:
             try:
                 # After end-of-stream only a stray message or the half-close can come: no idle limit.
-                req = await asyncio.wait_for(anext(requests), None if ended else idle)
+                req = await _next(requests, None if ended else idle)
             except StopAsyncIteration:
                 break
             except asyncio.TimeoutError:
@@ -458,6 +465,20 @@ class Session:
     def _close(self) -> None:
         self._front.close()
         self._back.close()
+
+
+async def _next(requests: AsyncIterator[pb.ProcessRequest], timeout: float | None) -> pb.ProcessRequest:
+    """The next request, TimeoutError after `timeout`; a cancellation always gets through (see `_call`)."""
+    task = asyncio.ensure_future(anext(requests))
+    try:
+        done, _ = await asyncio.wait([task], timeout=timeout)
+    except asyncio.CancelledError:
+        task.cancel()
+        raise
+    if not done:
+        task.cancel()
+        raise asyncio.TimeoutError
+    return task.result()
 
 
 def _as_session_error(exc: BaseException) -> SessionError:

@@ -24,7 +24,8 @@ async def vanish(address: str, packets, shared: grpc.aio.Channel, i: int) -> boo
     got = 0
     try:
         await call.write(h264_config())
-        assert (await call.read()).WhichOneof("msg") == "started"
+        first = await call.read()
+        assert first.WhichOneof("msg") == "started", first
         for p in packets:
             await call.write(p)
         while got < 2:
