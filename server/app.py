@@ -163,8 +163,10 @@ class ConfigurationError(Exception):
     """A setting the server cannot start with (bad key file, missing certificate, ...)."""
 
 
-async def serve(config: ServerConfig) -> None:
-    """Runs until SIGINT or SIGTERM, then drains: running sessions get the grace period to finish."""
+async def serve(config: ServerConfig) -> int:
+    """Runs until SIGINT or SIGTERM, then drains: running sessions get the grace period to finish.
+
+    Returns the number of stage calls still stuck (their threads cannot be stopped)."""
     server = FaceStreamServer(config)
     try:
         await server.start()
@@ -183,4 +185,9 @@ async def serve(config: ServerConfig) -> None:
         log.warning("grace period over with %d sessions still running; cancelling them",
                     len(server.service.sessions))
     await server.stop(_STOP_GRACE if finished else 0)
-    log.info("stopped")
+    stuck = len(server.service.stuck)
+    if stuck:
+        log.error("stopped with %d stage calls still stuck; exiting without waiting for them", stuck)
+    else:
+        log.info("stopped")
+    return stuck

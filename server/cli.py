@@ -4,6 +4,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import getpass
+import logging
+import os
 import sys
 
 from facestream.engines.models import cli as models_cli
@@ -19,10 +21,14 @@ def _serve(args: argparse.Namespace) -> int:
     cfg = server_config.load(args)
     logs.configure(cfg.log_level, cfg.log_format)
     try:
-        asyncio.run(serve(cfg))
+        stuck = asyncio.run(serve(cfg))
     except (OSError, ModelError, ConfigurationError) as exc:
         print(f"facestream: {exc}", file=sys.stderr)
         return 1
+    if stuck:
+        # The interpreter would wait for the stuck worker threads at exit, forever.
+        logging.shutdown()
+        os._exit(0)
     return 0
 
 

@@ -104,6 +104,9 @@ class FaceStreamService:
         self.idle = asyncio.Event()
         self.idle.set()
         self._release: asyncio.TimerHandle | None = None
+        # Stage calls past --stage-timeout-seconds that have not returned: each holds a worker.
+        self.stuck: set[Future] = set()
+        self._stuck_limit = max(1, config.worker_threads // 2)
 
     def _schedule_release(self) -> None:
         """Once idle for a moment, give freed memory back to the OS (see memory.py)."""
@@ -181,18 +184,25 @@ class FaceStreamService:
             # Accounted before the status goes out: a client that reads the metrics or the audit
             # log once it has the status sees its session there.
             accounted = True
-            await asyncio.shield(self._end(sid, who, session, code))
-            self._audit(sid, who, context, wall, time.monotonic() - began, first, session, code, message)
+            try:
+                await asyncio.shield(self._end(sid, who, session, code))
+            finally:
+                self._audit(sid, who, context, wall, time.monotonic() - began, first, session, code, message)
             await context.abort(exc.code, exc.message)
         finally:
             if not accounted:
-                await asyncio.shield(self._end(sid, who, session, code))
-                self._audit(sid, who, context, wall, time.monotonic() - began, first, session, code, message)
+                try:
+                    await asyncio.shield(self._end(sid, who, session, code))
+                finally:
+                    self._audit(sid, who, context, wall, time.monotonic() - began, first, session, code, message)
 
     async def _end(self, sid: str, who: Principal, session: Session | None, code: grpc.StatusCode) -> None:
         """Frees the session's slot and counts how it ended."""
         if session is not None:
-            await session.close()
+            try:
+                await session.close()
+            except Exception:
+                log.exception("session %s: releasing its codecs failed", sid)
             self.sessions.pop(sid, None)
             self._per_principal[who.name] -= 1
             if self._per_principal[who.name] <= 0:
@@ -245,6 +255,12 @@ class FaceStreamService:
                 f"the first message ({first.size} bytes) is not a valid ProcessRequest protobuf ({first.error}); "
                 "send a SessionConfig first",
             )
+        if len(self.stuck) >= self._stuck_limit:
+            raise SessionError(
+                grpc.StatusCode.UNAVAILABLE,
+                f"{len(self.stuck)} stage calls on this server are stuck (see its log) and hold half of its "
+                "worker threads; it takes no new sessions until they return or it is restarted: use another server",
+            )
         if first.WhichOneof("msg") != "config":
             raise SessionError(
                 grpc.StatusCode.INVALID_ARGUMENT,
@@ -269,7 +285,7 @@ class FaceStreamService:
             backend = backends.resolve(
                 plan.backend if plan.backend != "auto" else self.config.backend, plan.encoder.codec.value
             )
-            return Session(plan, backend, self.config, self.executor, sid, self.metrics), plan
+            return Session(plan, backend, self.config, self.executor, sid, self.metrics, self.stuck), plan
         except ConfigError as exc:
             code = grpc.StatusCode.RESOURCE_EXHAUSTED if exc.limit else grpc.StatusCode.INVALID_ARGUMENT
             raise SessionError(code, str(exc)) from None

@@ -69,7 +69,7 @@ class _Stats:
 class Session:
     def __init__(
         self, plan: SessionPlan, backend: CpuBackend | GpuBackend, server: ServerConfig, executor: Executor,
-        session_id: str | None = None, metrics: Metrics | None = None,
+        session_id: str | None = None, metrics: Metrics | None = None, stuck: set[Future] | None = None,
     ) -> None:
         self.id = session_id or uuid.uuid4().hex[:12]
         self.metrics = metrics
@@ -84,6 +84,9 @@ class Session:
         self.server = server
         self.executor = executor
         self._inflight: set[Future] = set()
+        # The server's stage calls past --stage-timeout-seconds (see FaceStreamService.stuck).
+        self._stuck = stuck if stuck is not None else set()
+        self._abandoned = False
         self._closed = False
         self._reader: asyncio.Task | None = None
         self.stats = _Stats()
@@ -120,46 +123,69 @@ class Session:
         records carry the session ID). Cancelling the caller does not stop the thread, so calls
         are tracked until they finish: `close` waits for them before releasing the codecs.
 
-        A call that outlasts --stage-timeout-seconds (a codec stuck on a crafted stream) ends
-        the session instead of holding it, and the client, until their deadline."""
+        A call running longer than --stage-timeout-seconds (time in the queue does not count; a
+        codec stuck on a crafted stream) ends the session instead of holding it, and the client,
+        until their deadline."""
         ctx = contextvars.copy_context()
-        future = self.executor.submit(ctx.run, fn, *args)
+        began: list[float] = []
+
+        def run():
+            began.append(time.monotonic())
+            return ctx.run(fn, *args)
+
+        future = self.executor.submit(run)
         self._inflight.add(future)
         future.add_done_callback(self._inflight.discard)
-        limit = self.server.stage_timeout_seconds or None
         result = asyncio.wrap_future(future)
+        limit = self.server.stage_timeout_seconds
         # asyncio.wait, not wait_for: wait_for (3.11) can swallow a cancellation that arrives as
         # the call finishes, and a stage task that misses its cancellation keeps the session open.
         try:
-            done, _ = await asyncio.wait([result], timeout=limit)
+            while True:
+                wait = None if limit <= 0 else limit if not began else began[0] + limit - time.monotonic()
+                if wait is not None and wait <= 0:
+                    break
+                done, _ = await asyncio.wait([result], timeout=wait)
+                if done:
+                    return result.result()
         except asyncio.CancelledError:
             future.cancel()  # a call still queued never runs for a session that is gone
             raise
-        if done:
-            return result.result()
-        if self.metrics is not None:
-            self.metrics.stuck_calls.inc()
+        self._abandon([future])
         raise SessionError(
             grpc.StatusCode.INTERNAL,
             f"{what} took longer than {limit:g} seconds (this server's --stage-timeout-seconds) and the "
             "session was ended; if the stream plays elsewhere, report it together with its packets",
         )
 
+    def _abandon(self, futures) -> None:
+        """Leaves stage calls that do not return to themselves, with the session's codecs."""
+        self._abandoned = True
+        for f in futures:
+            if f not in self._stuck and not f.done():
+                self._stuck.add(f)
+                f.add_done_callback(self._stuck.discard)
+                if self.metrics is not None:
+                    self.metrics.stuck_calls.inc()
+
     async def close(self) -> None:
         """Releases decoder, vision, encoder; safe to call more than once, and from any path.
 
-        A stage call still running after --stage-timeout-seconds is abandoned with its codecs
-        (closing them under it could crash the process); the log says so."""
+        Stage calls past --stage-timeout-seconds are abandoned with the codecs (closing them
+        under a running call could crash the process); the log says so."""
         if self._closed:
             return
         self._closed = True
-        if self._inflight:
-            _, stuck = await asyncio.wait([asyncio.wrap_future(f) for f in list(self._inflight)],
-                                          timeout=self.server.stage_timeout_seconds or None)
-            if stuck:
-                log.error("session %s: %d stage call(s) still running; the session's codecs are left to them "
-                          "and one worker thread stays busy until they return", self.id, len(stuck))
-                return
+        if self._inflight and not self._abandoned:
+            limit = self.server.stage_timeout_seconds
+            _, running = await asyncio.wait([asyncio.wrap_future(f) for f in list(self._inflight)],
+                                            timeout=limit if limit > 0 else None)
+            if running:
+                self._abandon([f for f in list(self._inflight) if not f.done()])
+        if self._abandoned:
+            log.error("session %s: stage calls still running past --stage-timeout-seconds; the session's "
+                      "codecs are left to them and a worker thread stays busy until they return", self.id)
+            return
         try:
             await asyncio.wrap_future(self.executor.submit(self._close))
         except RuntimeError:  # the executor is shut down: the server is stopping
@@ -449,7 +475,7 @@ class Session:
             for t in workers:
                 t.cancel()
             await asyncio.gather(*workers, return_exceptions=True)
-            await self.close()
+            await asyncio.shield(self.close())
 
     async def drain(self, timeout: float) -> None:
         """Waits (at most `timeout`) for the failed session's client to stop sending."""

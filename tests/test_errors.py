@@ -144,9 +144,10 @@ async def test_client_reports_server_error(server):
     assert info.value.code == INVALID and "valid range is 0..1" in info.value.message
 
 
-async def test_message_after_a_finished_flush_is_reported(server, clip_packets):
+async def test_message_after_a_finished_flush_is_reported(server_factory, clip_packets):
     """However quick the flush, a packet sent after `end` is reported, not dropped silently."""
-    async with grpc.aio.insecure_channel(target(server)) as channel:
+    srv = await server_factory(error_drain_seconds=10)
+    async with grpc.aio.insecure_channel(target(srv)) as channel:
         call = rpc.FaceStreamStub(channel).Process(timeout=30)
         for r in [h264_config(), *clip_packets[:3], END]:
             await call.write(r)

@@ -64,7 +64,7 @@ class CpuVision:
         self._det = store.session(detector, precision, threads)
         self._mesh = store.session("mesh", precision, threads) if with_landmarks else None
         self._det_in = InputMaker(self._det_spec.size, self._det_spec.input_scale, self._det_spec.input_offset)
-        self._local = threading.local()
+        self._spare_inputs: list[InputMaker] = []   # mesh input buffers not in use (one per concurrent mesh)
         self._tracks: list[Track] = []
         self._next_id = 1
         self._since_detect = 1 << 30
@@ -89,18 +89,19 @@ class CpuVision:
 
     def mesh(self, frame: Frame, roi: geo.Roi) -> tuple[np.ndarray, float]:
         """Mesh on a rotated crop: (468, 3) landmarks in frame pixels and the face score."""
-        x = self._mesh_input().affine(frame.y, frame.uv, roi.matrix(self._mesh_spec.size))
-        lm, score = self._mesh.run(["landmarks", "face_score"], {"input": x})
+        maker = self._spare_inputs.pop() if self._spare_inputs else self._new_mesh_input()
+        try:
+            x = maker.affine(frame.y, frame.uv, roi.matrix(self._mesh_spec.size))
+            lm, score = self._mesh.run(["landmarks", "face_score"], {"input": x})
+        finally:
+            self._spare_inputs.append(maker)
         with self._count_lock:
             self.stats["mesh_runs"] += 1
         return geo.landmarks_to_frame(lm[0], roi, self._mesh_spec.size), float(score[0, 0])
 
-    def _mesh_input(self) -> InputMaker:
-        """The calling thread's input buffers: meshes of one frame may run in several threads."""
-        maker = getattr(self._local, "mesh_in", None)
-        if maker is None:
-            maker = self._local.mesh_in = InputMaker(self._mesh_spec.size)
-        return maker
+    def _new_mesh_input(self) -> InputMaker:
+        """Input buffers for one more mesh running at the same time (an InputMaker is not shared)."""
+        return InputMaker(self._mesh_spec.size)
 
     # ------------------------------------------------------------------ tracking
     def _new_track(self, roi: geo.Roi) -> Track:
@@ -167,7 +168,7 @@ class CpuVision:
                     self._lost = [(o, n) for o, n in self._lost if o is not prev]
                 else:
                     t = self._new_track(geo.roi_from_detection(box, kp))
-                t.roi = geo.roi_from_detection(box, kp)
+                t.roi, t.good_roi = geo.roi_from_detection(box, kp), None
                 if not self._update_mesh(frame, t):
                     if score < DET_ONLY_MIN_SCORE:
                         continue

@@ -223,16 +223,16 @@ class GpuVision(CpuVision):
         self.models = models or shared_models(kwargs.get("store"))
         self._gpu_store = _SessionStore(self.models, self.stream)
         kwargs["store"] = self._gpu_store
-        # The input buffers and the session's CUDA stream belong to one thread; on the GPU the
+        # The session's CUDA stream is current in the calling thread only; on the GPU the
         # concurrency comes from batching the models across sessions.
         kwargs.setdefault("parallel", False)
         super().__init__(**kwargs)
-        det, mesh = self._det_spec, self._mesh_spec
+        det = self._det_spec
         self._det_in = GpuInputMaker(det.size, det.input_scale, det.input_offset, stream=self.stream)
-        self._mesh_in = GpuInputMaker(mesh.size, mesh.input_scale, mesh.input_offset, stream=self.stream)
 
-    def _mesh_input(self) -> GpuInputMaker:
-        return self._mesh_in
+    def _new_mesh_input(self) -> GpuInputMaker:
+        m = self._mesh_spec
+        return GpuInputMaker(m.size, m.input_scale, m.input_offset, stream=self.stream)
 
     def process(self, frame: Frame) -> list[Face]:
         with self.stream:

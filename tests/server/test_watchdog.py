@@ -45,7 +45,7 @@ async def test_a_stuck_stage_ends_its_session_and_frees_the_slot(server_factory,
     stuck = StuckBackend(release, hung)
     monkeypatch.setattr(backends, "resolve", lambda requested, output="h264": stuck)
     port = free_port()
-    srv = await server_factory(stage_timeout_seconds=1.0, max_sessions=1, metrics_port=port)
+    srv = await server_factory(stage_timeout_seconds=3.0, max_sessions=1, metrics_port=port)
     packets = clip_packets(20)
     address = f"127.0.0.1:{srv.port}"
     try:
@@ -55,9 +55,9 @@ async def test_a_stuck_stage_ends_its_session_and_frees_the_slot(server_factory,
         took = time.monotonic() - started
         assert hung, f"the stage never hung: {out.code} {out.details}"
         assert out.code == grpc.StatusCode.INTERNAL
-        assert f"encoding the frame with pts {hung[0]} took longer than 1 seconds" in out.details
+        assert f"encoding the frame with pts {hung[0]} took longer than 3 seconds" in out.details
         assert "--stage-timeout-seconds" in out.details
-        assert took < 10, took
+        assert took < 20, took
         # The one session slot is free again while the stuck call still runs, and the next session works.
         async with grpc.aio.insecure_channel(address) as ch:
             ok = await stream(ch, [h264_config(), *packets, END], timeout=30)
@@ -68,3 +68,30 @@ async def test_a_stuck_stage_ends_its_session_and_frees_the_slot(server_factory,
     finally:
         release.set()
     await asyncio.sleep(0.2)
+
+
+async def test_a_server_with_stuck_calls_on_half_its_workers_takes_no_new_sessions(server_factory, monkeypatch):
+    release, hung = threading.Event(), []
+    stuck = StuckBackend(release, hung)
+    monkeypatch.setattr(backends, "resolve", lambda requested, output="h264": stuck)
+    srv = await server_factory(stage_timeout_seconds=2.0, workers=2)
+    packets = clip_packets(10)
+    address = f"127.0.0.1:{srv.port}"
+    try:
+        async with grpc.aio.insecure_channel(address) as ch:
+            first = await stream(ch, [h264_config(), *packets, END], timeout=30)
+            assert first.code == grpc.StatusCode.INTERNAL and hung
+            refused = await stream(ch, [h264_config(), *packets, END], timeout=30)
+            assert refused.code == grpc.StatusCode.UNAVAILABLE
+            assert "1 stage calls on this server are stuck" in refused.details
+            assert "use another server" in refused.details
+            release.set()
+            for _ in range(50):   # the stuck call returns and gives its worker back
+                if not srv.service.stuck:
+                    break
+                await asyncio.sleep(0.1)
+            again = await stream(ch, [h264_config(), *packets, END], timeout=30)
+        assert again.code == grpc.StatusCode.OK, again.details
+        assert sum(r.WhichOneof("msg") == "packet" for r in again.responses) == len(packets)
+    finally:
+        release.set()
