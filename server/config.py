@@ -26,8 +26,9 @@ class ServerConfig:
         default=2.0, metadata={"help": "after an error or the final stats, how long the server waits for the client to stop sending before closing the stream"}
     )
     stage_timeout_seconds: float = field(
-        default=30.0, metadata={"help": "a stage call (decode, vision, effects or encode of one frame) running longer "
-                                        "than this ends its session with INTERNAL (0: no limit)"}
+        default=30.0, metadata={"help": "a stage call (decode, vision, effects or encode of one frame) not done after "
+                                        "this ends its session: INTERNAL when it runs, UNAVAILABLE when it never got a "
+                                        "worker (0: no limit)"}
     )
     grace_seconds: float = field(default=30.0, metadata={"help": "how long running sessions may finish on SIGTERM"})
     max_fps: float = field(

@@ -123,17 +123,11 @@ class Session:
         records carry the session ID). Cancelling the caller does not stop the thread, so calls
         are tracked until they finish: `close` waits for them before releasing the codecs.
 
-        A call running longer than --stage-timeout-seconds (time in the queue does not count; a
-        codec stuck on a crafted stream) ends the session instead of holding it, and the client,
-        until their deadline."""
+        A call not done after --stage-timeout-seconds ends the session instead of holding it, and
+        the client, until their deadline: UNAVAILABLE when it never got a worker (the server is
+        overloaded), INTERNAL when it is running (a codec stuck on a crafted stream)."""
         ctx = contextvars.copy_context()
-        began: list[float] = []
-
-        def run():
-            began.append(time.monotonic())
-            return ctx.run(fn, *args)
-
-        future = self.executor.submit(run)
+        future = self.executor.submit(ctx.run, fn, *args)
         self._inflight.add(future)
         future.add_done_callback(self._inflight.discard)
         result = asyncio.wrap_future(future)
@@ -141,16 +135,18 @@ class Session:
         # asyncio.wait, not wait_for: wait_for (3.11) can swallow a cancellation that arrives as
         # the call finishes, and a stage task that misses its cancellation keeps the session open.
         try:
-            while True:
-                wait = None if limit <= 0 else limit if not began else began[0] + limit - time.monotonic()
-                if wait is not None and wait <= 0:
-                    break
-                done, _ = await asyncio.wait([result], timeout=wait)
-                if done:
-                    return result.result()
+            done, _ = await asyncio.wait([result], timeout=limit if limit > 0 else None)
         except asyncio.CancelledError:
             future.cancel()  # a call still queued never runs for a session that is gone
             raise
+        if done:
+            return result.result()
+        if future.cancel():
+            raise SessionError(
+                grpc.StatusCode.UNAVAILABLE,
+                f"{what} waited {limit:g} seconds for a free worker: this server is overloaded; "
+                "retry later or use another server",
+            )
         self._abandon([future])
         raise SessionError(
             grpc.StatusCode.INTERNAL,
@@ -186,10 +182,8 @@ class Session:
             log.error("session %s: stage calls still running past --stage-timeout-seconds; the session's "
                       "codecs are left to them and a worker thread stays busy until they return", self.id)
             return
-        try:
-            await asyncio.wrap_future(self.executor.submit(self._close))
-        except RuntimeError:  # the executor is shut down: the server is stopping
-            self._close()
+        # Not on the stage workers: when they are all busy or stuck, the slot must still be freed.
+        await asyncio.to_thread(self._close)
 
     def queue_depths(self) -> dict[str, int]:
         return {"in": self._in.qsize(), "mid": self._mid.qsize(), "effects": self._fx.qsize(), "out": self._out.qsize()}

@@ -95,3 +95,26 @@ async def test_a_server_with_stuck_calls_on_half_its_workers_takes_no_new_sessio
         assert sum(r.WhichOneof("msg") == "packet" for r in again.responses) == len(packets)
     finally:
         release.set()
+
+
+async def test_calls_queued_behind_a_stuck_one_end_their_session_as_overloaded(server_factory, monkeypatch):
+    """One worker: session A hangs it; session B, already running, cannot get a worker."""
+    release, hung = threading.Event(), []
+    stuck = StuckBackend(release, hung)
+    monkeypatch.setattr(backends, "resolve", lambda requested, output="h264": stuck)
+    srv = await server_factory(stage_timeout_seconds=2.0, workers=1)
+    address = f"127.0.0.1:{srv.port}"
+    try:
+        async with grpc.aio.insecure_channel(address) as ch:
+            a = asyncio.create_task(stream(ch, [h264_config(), *clip_packets(10), END], timeout=30))
+            while not hung:
+                await asyncio.sleep(0.01)
+            b = await stream(ch, [h264_config(), *clip_packets(10), END], timeout=30)
+            a = await a
+        # A ends on whichever of its calls reaches the limit first: the stuck one, or one queued behind it.
+        assert (a.code == grpc.StatusCode.INTERNAL and "took longer than 2 seconds" in a.details) or \
+            (a.code == grpc.StatusCode.UNAVAILABLE and "for a free worker" in a.details), (a.code, a.details)
+        assert b.code == grpc.StatusCode.UNAVAILABLE, (b.code, b.details)
+        assert "waited 2 seconds for a free worker: this server is overloaded" in b.details
+    finally:
+        release.set()
