@@ -3,11 +3,14 @@ from __future__ import annotations
 
 import datetime
 import subprocess
+from typing import Callable
 import urllib.request
 from pathlib import Path
 
 from facestream.client import VideoSource
 from facestream.client.health import wait_serving
+from facestream.engines import backend as backends
+from facestream.engines.frame import Frame
 from facestream.proto import pb
 
 from support import BIN, CLIP, Outcome, free_port, stream  # noqa: F401 (the server tests import them from here)
@@ -40,6 +43,48 @@ def clip_input() -> pb.InputConfig:
 def h264_config(**kw) -> pb.ProcessRequest:
     inp = kw.pop("input", None) or clip_input()
     return pb.ProcessRequest(config=pb.SessionConfig(input=inp, **kw))
+
+
+class HookedBackend(backends.CpuBackend):
+    """The CPU backend with hooks run before each vision and encode call: to slow down or stall a stage."""
+
+    def __init__(self, reason: str, before_vision: Callable[[Frame], None] | None = None,
+                 before_encode: Callable[[Frame], None] | None = None) -> None:
+        super().__init__(reason)
+        self.before_vision, self.before_encode = before_vision, before_encode
+
+    def vision(self, max_faces, fps):
+        inner, hook = super().vision(max_faces, fps), self.before_vision
+        if hook is None:
+            return inner
+
+        class Hooked:
+            def process(self, frame):
+                hook(frame)
+                return inner.process(frame)
+
+            def close(self):
+                inner.close()
+
+        return Hooked()
+
+    def encoder(self, settings):
+        inner, hook = super().encoder(settings), self.before_encode
+        if hook is None:
+            return inner
+
+        class Hooked:
+            def encode(self, frame):
+                hook(frame)
+                return inner.encode(frame)
+
+            def flush(self):
+                return inner.flush()
+
+            def close(self):
+                inner.close()
+
+        return Hooked()
 
 
 class Served:

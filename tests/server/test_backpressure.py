@@ -9,48 +9,18 @@ import grpc
 import numpy as np
 import pytest
 
-from fs_helpers import END, clip_packets, h264_config
+from fs_helpers import END, HookedBackend, clip_packets, h264_config
 from facestream.engines import backend as backends
 from facestream.proto import pb, rpc
 
 W, H = 640, 360
 
 
-class SlowBackend(backends.CpuBackend):
+def slow_backend(vision_s: float = 0.0, encode_s: float = 0.0) -> HookedBackend:
     """The CPU backend with an artificially slow vision stage and/or encoder."""
-
-    def __init__(self, vision_s: float = 0.0, encode_s: float = 0.0) -> None:
-        super().__init__("cpu backend, slowed down for a test")
-        self.vision_s, self.encode_s = vision_s, encode_s
-
-    def vision(self, max_faces, fps):
-        inner, delay = super().vision(max_faces, fps), self.vision_s
-
-        class Slow:
-            def process(self, frame):
-                time.sleep(delay)
-                return inner.process(frame)
-
-            def close(self):
-                inner.close()
-
-        return Slow()
-
-    def encoder(self, settings):
-        inner, delay = super().encoder(settings), self.encode_s
-
-        class Slow:
-            def encode(self, frame):
-                time.sleep(delay)
-                return inner.encode(frame)
-
-            def flush(self):
-                return inner.flush()
-
-            def close(self):
-                inner.close()
-
-        return Slow()
+    return HookedBackend("cpu backend, slowed down for a test",
+                         before_vision=(lambda frame: time.sleep(vision_s)) if vision_s else None,
+                         before_encode=(lambda frame: time.sleep(encode_s)) if encode_s else None)
 
 
 async def test_lossless_throttles_a_fast_sender(server_factory):
@@ -137,7 +107,7 @@ def decode_h264(packets: list[pb.OutputPacket]) -> int:
     (dict(encode_s=0.08), "dropped"),
 ])
 async def test_realtime_keeps_up_and_reports(server_factory, monkeypatch, slow, expect):
-    monkeypatch.setattr(backends, "resolve", lambda requested, output="h264": SlowBackend(**slow))
+    monkeypatch.setattr(backends, "resolve", lambda requested, output="h264": slow_backend(**slow))
     srv = await server_factory(realtime_latency_ms=100)
     packets = clip_packets(75)
     config = h264_config(return_faces=True, drop_policy=pb.DROP_POLICY_REALTIME)
@@ -166,7 +136,7 @@ async def test_realtime_keeps_up_and_reports(server_factory, monkeypatch, slow, 
 
 
 async def test_lossless_with_a_slow_stage_processes_everything(server_factory, monkeypatch):
-    monkeypatch.setattr(backends, "resolve", lambda requested, output="h264": SlowBackend(vision_s=0.06))
+    monkeypatch.setattr(backends, "resolve", lambda requested, output="h264": slow_backend(vision_s=0.06))
     srv = await server_factory(realtime_latency_ms=50)
     packets = clip_packets(30)
     out, stats = await paced(srv, packets, h264_config(return_faces=True), fps=60)

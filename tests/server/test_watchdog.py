@@ -7,42 +7,27 @@ import time
 
 import grpc
 
-from fs_helpers import END, clip_packets, h264_config, scrape, stream
+from fs_helpers import END, HookedBackend, clip_packets, h264_config, scrape, stream
 from support import free_port
 from facestream.engines import backend as backends
 
 STUCK_FRAME = 5
 
 
-class StuckBackend(backends.CpuBackend):
-    """The CPU backend whose encoder hangs on one frame of the first session until released."""
+def stuck_backend(release: threading.Event, hung: list[int]) -> HookedBackend:
+    """The CPU backend whose encoder hangs on one frame of the first session to reach it, until released."""
 
-    def __init__(self, release: threading.Event, hung: list[int]) -> None:
-        super().__init__("cpu backend with a stage that hangs, for a test")
-        self.release, self.hung = release, hung
+    def hang(frame):
+        if frame.index == STUCK_FRAME and not hung:
+            hung.append(frame.pts)
+            release.wait(30)
 
-    def encoder(self, settings):
-        inner, release, hung = super().encoder(settings), self.release, self.hung
-
-        class Stuck:
-            def encode(self, frame):
-                if frame.index == STUCK_FRAME and not hung:
-                    hung.append(frame.pts)
-                    release.wait(30)
-                return inner.encode(frame)
-
-            def flush(self):
-                return inner.flush()
-
-            def close(self):
-                inner.close()
-
-        return Stuck()
+    return HookedBackend("cpu backend with a stage that hangs, for a test", before_encode=hang)
 
 
 async def test_a_stuck_stage_ends_its_session_and_frees_the_slot(server_factory, monkeypatch):
     release, hung = threading.Event(), []
-    stuck = StuckBackend(release, hung)
+    stuck = stuck_backend(release, hung)
     monkeypatch.setattr(backends, "resolve", lambda requested, output="h264": stuck)
     port = free_port()
     srv = await server_factory(stage_timeout_seconds=3.0, max_sessions=1, metrics_port=port)
@@ -72,7 +57,7 @@ async def test_a_stuck_stage_ends_its_session_and_frees_the_slot(server_factory,
 
 async def test_a_server_with_stuck_calls_on_half_its_workers_takes_no_new_sessions(server_factory, monkeypatch):
     release, hung = threading.Event(), []
-    stuck = StuckBackend(release, hung)
+    stuck = stuck_backend(release, hung)
     monkeypatch.setattr(backends, "resolve", lambda requested, output="h264": stuck)
     srv = await server_factory(stage_timeout_seconds=2.0, workers=2)
     packets = clip_packets(10)
@@ -100,7 +85,7 @@ async def test_a_server_with_stuck_calls_on_half_its_workers_takes_no_new_sessio
 async def test_calls_queued_behind_a_stuck_one_end_their_session_as_overloaded(server_factory, monkeypatch):
     """One worker: session A hangs it; session B, already running, cannot get a worker."""
     release, hung = threading.Event(), []
-    stuck = StuckBackend(release, hung)
+    stuck = stuck_backend(release, hung)
     monkeypatch.setattr(backends, "resolve", lambda requested, output="h264": stuck)
     srv = await server_factory(stage_timeout_seconds=2.0, workers=1)
     address = f"127.0.0.1:{srv.port}"
