@@ -2,7 +2,11 @@
 fallbacks the GPU backend reports (see engines/backend.py).
 
 Decode: one PyNvVideoCodec decoder per session (`CreateDecoder`, no demuxer), fed one access unit
-per call as `PacketData`, low-latency display mode, on the session's CUDA stream (created by CuPy).
+per call as `PacketData`, on the session's CUDA stream and CuPy's context, both passed explicitly
+so that any stage worker thread may call it. The decoder is made at the first packet: the low-latency
+display mode (a picture out per packet) only when that packet's sequence header rules out frame
+reordering, else the native mode, which keeps streams with B-frames in presentation order. Where
+NVDEC cannot make a decoder, the session decodes on the CPU and uploads, and says so in the log.
 Decoded surfaces reach CuPy zero-copy (DLPack, or the CUDA array interface of the planes); the
 library reuses its output surface on the next `Decode`, so each picture is copied (device to
 device, on the session's stream) into a frame the pipeline owns before the next call.
@@ -10,20 +14,32 @@ device, on the session's stream) into a frame the pipeline owns before the next 
 Encode: NVENC where `GetEncoderCaps` reports an encoder for the codec; otherwise (H100, H200,
 A100 have no NVENC) the frame is copied into pinned host memory on the session's stream and
 encoded by the CPU encoders (PyAV). Raw NV12 output is copied to the host the same way.
+`Encode`/`EndEncode` return a list of packets (dicts with `data` and `timestamp` in PyNvVideoCodec
+2.2; a bytes-like bitstream in earlier versions): both are taken, one packet per frame.
 
-PyNvVideoCodec and CuPy are imported lazily.
+PyNvVideoCodec, CuPy and PyAV are imported lazily.
 """
 from __future__ import annotations
 
+import heapq
 import logging
 from dataclasses import dataclass
+from fractions import Fraction
 from functools import lru_cache
 
 import numpy as np
 
 from ..frame import Frame
 from . import cpu as cpu_codec
-from .base import Codec, CodecError, EncodedPacket, EncoderSettings, PictureWatch, undecodable
+from .base import (
+    MAX_PICTURE_DELAY,
+    Codec,
+    CodecError,
+    EncodedPacket,
+    EncoderSettings,
+    PictureWatch,
+    undecodable,
+)
 
 log = logging.getLogger("facestream.codec.gpu")
 
@@ -38,15 +54,52 @@ def _nvc():
     return nvc
 
 
+def _probe_stream() -> list[tuple[bytes, int]] | None:
+    """Two 64x64 H.264 access units (libx264, no B-frames), or None without PyAV."""
+    try:
+        import av
+    except ImportError:
+        return None
+    enc = av.CodecContext.create("libx264", "w")
+    enc.width, enc.height, enc.pix_fmt = 64, 64, "yuv420p"
+    enc.time_base = Fraction(1, 30)
+    enc.options = {"preset": "ultrafast", "tune": "zerolatency", "bframes": "0"}
+    out: list[tuple[bytes, int]] = []
+    for i in range(2):
+        frame = av.VideoFrame.from_ndarray(np.full((96, 64), 128, np.uint8), format="yuv420p")
+        frame.pts = i
+        out += [(bytes(p), i) for p in enc.encode(frame)]
+    out += [(bytes(p), len(out)) for p in enc.encode(None)]
+    return out
+
+
 @lru_cache(maxsize=1)
 def nvdec_available() -> tuple[bool, str]:
+    """(True, detail) when PyNvVideoCodec loads and NVDEC decodes a small H.264 stream here.
+
+    The decode is what proves it: PyNvVideoCodec loads on hosts whose driver lacks the decode
+    library, and NVDEC makes its hardware decoder only when it meets the first sequence header."""
     try:
         nvc = _nvc()
     except ImportError as exc:
         return False, f"PyNvVideoCodec is not installed ({exc.name or exc})"
     except Exception as exc:
         return False, f"PyNvVideoCodec does not load: {exc}"
-    return True, f"PyNvVideoCodec {getattr(nvc, '__version__', '')}".strip()
+    version = f"PyNvVideoCodec {getattr(nvc, '__version__', '')}".strip()
+    packets = _probe_stream()
+    if packets is None:
+        return True, f"{version}; not probed (PyAV missing)"
+    import cupy as cp
+
+    try:
+        dec = NvDecoder(Codec.H264, cp.cuda.Stream(non_blocking=True))
+        frames = [f for data, pts in packets for f in dec.decode(data, pts)] + dec.flush()
+        dec.close()
+    except Exception as exc:
+        return False, f"{version} loads but NVDEC does not decode: {exc}"
+    if not frames:
+        return False, f"{version} loads but NVDEC returned no picture for a valid H.264 stream"
+    return True, version
 
 
 @lru_cache(maxsize=None)
@@ -73,9 +126,43 @@ def _codec_id(nvc, codec: Codec):
     return getattr(nvc.cudaVideoCodec, names[codec])
 
 
-def _latency(nvc):
-    enum = getattr(nvc, "DisplayDecodeLatencyType", None)
-    return getattr(enum, "LOW", None) if enum is not None else None
+def cuda_context(gpu_id: int = 0) -> int:
+    """The handle of CuPy's (primary) CUDA context on `gpu_id`, made current on this thread.
+
+    PyNvVideoCodec pushes the context it is given around each call, so a decoder or encoder made
+    with it works from any thread; with 0 it would use whatever is current where it was made."""
+    import cupy as cp
+
+    with cp.cuda.Device(gpu_id):
+        cp.cuda.runtime.free(0)  # initialises the primary context on this thread
+        return int(cp.cuda.driver.ctxGetCurrent())
+
+
+def reorders_frames(codec: Codec, data: bytes) -> bool:
+    """Whether a stream starting with this access unit may output pictures out of decode order.
+
+    FFmpeg's parse of the sequence header decides (`has_b_frames`: the reorder depth the SPS
+    declares, or derives from the level when strict); VP9 and AV1 never reorder output. Without
+    PyAV, or when the header cannot be read, the answer is the safe one: it may."""
+    if codec not in (Codec.H264, Codec.HEVC):
+        return False
+    try:
+        import av
+    except ImportError:
+        return True
+    ctx = av.CodecContext.create(codec.value, "r")
+    ctx.options = {"strict": "strict"}
+    try:
+        ctx.decode(av.Packet(data))
+    except av.error.FFmpegError:
+        return True
+    return bool(ctx.has_b_frames)
+
+
+def _latency(nvc, codec: Codec, data: bytes):
+    """LOW (a picture per packet) for streams without reordering, NATIVE (display order) otherwise."""
+    enum = nvc.DisplayDecodeLatencyType
+    return enum.NATIVE if reorders_frames(codec, data) else enum.LOW
 
 
 def frame_planes(decoded, cp):
@@ -98,19 +185,20 @@ def frame_planes(decoded, cp):
     return y, uv
 
 
-def _pts(decoded, default: int) -> int:
+def _pts(decoded) -> int | None:
+    """The pts NVDEC carried from the packet to the picture, where the frame object exposes it."""
     for attr in ("timestamp", "pts"):
         v = getattr(decoded, attr, None)
         if v is not None and not callable(v):
             return int(v)
     get = getattr(decoded, "getPTS", None)
-    if callable(get):
-        return int(get())
-    return default
+    return int(get()) if callable(get) else None
 
 
 class NvDecoder:
-    """NVDEC decoder fed one access unit per call; frames are CuPy NV12 planes on `stream`."""
+    """NVDEC decoder fed one access unit per call; frames are CuPy NV12 planes on `stream`.
+
+    The hardware decoder is made at the first packet, when its latency mode can be chosen."""
 
     def __init__(self, codec: Codec, stream, gpu_id: int = 0) -> None:
         import cupy as cp
@@ -118,38 +206,55 @@ class NvDecoder:
         if codec not in NVDEC_CODECS:
             raise CodecError(f"{codec.name} is not decoded by NVDEC here")
         self._cp = cp
-        self._nvc = nvc = _nvc()
+        self._nvc = _nvc()
         self.codec = codec
         self.stream = stream
-        kwargs = dict(gpuid=gpu_id, codec=_codec_id(nvc, codec), cudacontext=0, cudastream=stream.ptr,
-                      usedevicememory=True)
-        lat = _latency(nvc)
-        if lat is not None:
-            kwargs["latency"] = lat
-        try:
-            self._dec = nvc.CreateDecoder(**kwargs)
-        except Exception as exc:
-            raise CodecError(f"NVDEC cannot decode {codec.name} on this GPU: {exc}") from None
-        self._eop = getattr(getattr(nvc, "VideoPacketFlag", None), "ENDOFPICTURE", None)
+        self.gpu_id = gpu_id
+        self._dec = None
+        self._low_latency = False
         self._watch = PictureWatch(codec)
         self._index = 0
+        self._pending: list[int] = []   # pts of packets whose picture has not come out (a heap)
+
+    def start(self, data: bytes) -> None:
+        """Makes the hardware decoder for the stream that `data` (its first access unit) begins.
+
+        Raises NvdecUnavailable when NVDEC refuses (no decode engine, codec or size unsupported)."""
+        nvc = self._nvc
+        latency = _latency(nvc, self.codec, data)
+        try:
+            self._dec = nvc.CreateDecoder(gpuid=self.gpu_id, codec=_codec_id(nvc, self.codec),
+                                          cudacontext=cuda_context(self.gpu_id), cudastream=self.stream.ptr,
+                                          usedevicememory=True, latency=latency)
+        except Exception as exc:
+            raise NvdecUnavailable(f"NVDEC cannot decode {self.codec.name} here: {exc}") from None
+        self._low_latency = latency == nvc.DisplayDecodeLatencyType.LOW
 
     def _packet(self, data: bytes | None, pts: int):
         pkt = self._nvc.PacketData()
-        if data:
-            buf = np.frombuffer(data, np.uint8)
-            pkt.bsl_data = buf.ctypes.data
-            pkt.bsl = buf.size
-            pkt.pts = int(pts)
-            if self._eop is not None:
-                try:
-                    pkt.decode_flag = self._eop
-                except Exception:
-                    pass
-            return pkt, buf
-        return pkt, None
+        if not data:
+            return pkt, None  # an empty packet marks the end of the stream
+        buf = np.frombuffer(data, np.uint8)
+        pkt.bsl_data = buf.ctypes.data
+        pkt.bsl = buf.size
+        pkt.pts = int(pts)
+        if self._low_latency:
+            # one picture per packet: decode it now rather than at the next packet's start code
+            pkt.decode_flag = self._nvc.VideoPacketFlag.ENDOFPICTURE
+        return pkt, buf
 
-    def _own(self, decoded_frames, default_pts: int) -> list[Frame]:
+    def _take_pts(self, decoded) -> int:
+        """The picture's pts; pictures come out in presentation order, so without one it is the
+        smallest pts still waiting."""
+        pts = _pts(decoded)
+        if pts is None:
+            return heapq.heappop(self._pending) if self._pending else self._index
+        if pts in self._pending:
+            self._pending.remove(pts)
+            heapq.heapify(self._pending)
+        return pts
+
+    def _own(self, decoded_frames) -> list[Frame]:
         """Copies each decoded surface into frame-owned device memory before the next Decode."""
         cp = self._cp
         out = []
@@ -163,32 +268,34 @@ class NvDecoder:
                 fuv = cp.empty((h // 2, w // 2, 2), cp.uint8)
                 fy[...] = y
                 fuv[...] = uv
-                out.append(Frame(y=fy, uv=fuv, pts=_pts(d, default_pts), index=self._index))
+                out.append(Frame(y=fy, uv=fuv, pts=self._take_pts(d), index=self._index))
                 self._index += 1
         return out
 
     def decode(self, data: bytes, pts: int) -> list[Frame]:
+        if self._dec is None:
+            self.start(data)
         pkt, keep = self._packet(data, pts)
+        heapq.heappush(self._pending, int(pts))
         try:
             decoded = self._dec.Decode(pkt)
         except Exception as exc:
             raise undecodable(self.codec, f"packet with pts {pts}", f"NVDEC: {exc}") from None
         del keep
-        return self._watch.check(self._own(decoded, pts))
+        return self._watch.check(self._own(decoded))
 
     def flush(self) -> list[Frame]:
+        if self._dec is None:
+            return []
         frames: list[Frame] = []
-        flush = getattr(self._dec, "Flush", None)
         try:
-            if callable(flush):
-                frames += self._own(flush(), 0)
-            else:
-                for _ in range(64):
-                    pkt, _ = self._packet(None, 0)
-                    got = self._own(self._dec.Decode(pkt), 0)
-                    if not got:
-                        break
-                    frames += got
+            # the end-of-stream packet returns every picture still held for reordering
+            for _ in range(MAX_PICTURE_DELAY + 1):
+                pkt, _ = self._packet(None, 0)
+                got = self._own(self._dec.Decode(pkt))
+                if not got:
+                    break
+                frames += got
         except CodecError:
             raise
         except Exception as exc:
@@ -197,6 +304,66 @@ class NvDecoder:
 
     def close(self) -> None:
         self._dec = None
+
+
+class NvdecUnavailable(RuntimeError):
+    """NVDEC could not make a decoder on this host; the session decodes on the CPU instead."""
+
+
+class FallbackDecoder:
+    """NVDEC where it works for this stream, else the CPU decoder with upload.
+
+    NVDEC makes its hardware decoder when it parses the first sequence header, so a host whose
+    driver lacks the decode library, or whose GPU has no engine for the codec or size, fails only
+    there. Until NVDEC gives its first picture the packets are kept; if it fails meanwhile they are
+    replayed into the CPU decoder, and only when that one fails too is the input at fault."""
+
+    _reported: set[Codec] = set()
+
+    def __init__(self, codec: Codec, width: int, height: int, stream, gpu_id: int = 0) -> None:
+        self.codec, self.width, self.height, self.stream = codec, width, height, stream
+        self._inner: NvDecoder | UploadDecoder = NvDecoder(codec, stream, gpu_id)
+        self._held: list[tuple[bytes, int]] | None = []   # packets fed before NVDEC's first picture
+
+    def _fall_back(self, why: object) -> list[Frame]:
+        if self.codec not in self._reported:
+            self._reported.add(self.codec)
+            log.warning("NVDEC cannot decode this %s stream (%s); decoding on the CPU and uploading each frame",
+                        self.codec.name, why)
+        self._inner.close()
+        self._inner = UploadDecoder(self.codec, self.width, self.height, self.stream)
+        held, self._held = self._held or [], None
+        frames: list[Frame] = []
+        for data, pts in held:
+            frames += self._inner.decode(data, pts)
+        return frames
+
+    def decode(self, data: bytes, pts: int) -> list[Frame]:
+        if self._held is None:
+            return self._inner.decode(data, pts)
+        self._held.append((data, pts))
+        try:
+            frames = self._inner.decode(data, pts)
+        except (NvdecUnavailable, CodecError) as exc:
+            return self._fall_back(exc)
+        if frames:
+            self._held = None
+        return frames
+
+    def flush(self) -> list[Frame]:
+        if self._held:
+            try:
+                frames = self._inner.flush()
+            except CodecError as exc:
+                return self._fall_back(exc) + self._inner.flush()
+            if frames:
+                return frames
+            # the whole stream went in without a picture from NVDEC: let the CPU decoder judge it
+            return self._fall_back("no picture decoded") + self._inner.flush()
+        return self._inner.flush()
+
+    def close(self) -> None:
+        self._inner.close()
 
 
 class UploadDecoder:
@@ -288,16 +455,6 @@ def _is_keyframe(codec: Codec, data: bytes) -> bool:
         i = j + 3
 
 
-class _NV12Surface:
-    """The planes of a frame as PyNvVideoCodec's device-input protocol wants them (`cuda()`)."""
-
-    def __init__(self, y, uv) -> None:
-        self._planes = [y, uv.reshape(uv.shape[0], uv.shape[1] * 2)]
-
-    def cuda(self):
-        return self._planes
-
-
 class NvEncoder:
     """NVENC H.264/HEVC from device NV12 frames, low latency (no B-frames), one packet per frame."""
 
@@ -325,31 +482,41 @@ class NvEncoder:
         else:
             q = s.quality or 70
             opts.update(rc="constqp", constqp=str(max(1, min(51, round(51 * (1 - q / 100))))))
-        nvc = _nvc()
-        try:
-            self._enc = nvc.CreateEncoder(s.width, s.height, "NV12", False, gpu_id=gpu_id, cudastream=stream.ptr, **opts)
-        except TypeError:
-            self._enc = nvc.CreateEncoder(s.width, s.height, "NV12", False, **opts)
+        # the context and stream are PyNvVideoCodec's own keywords; the GPU is the context's
+        self._enc = _nvc().CreateEncoder(s.width, s.height, "NV12", False, cudacontext=cuda_context(gpu_id),
+                                         cudastream=stream.ptr, **opts)
         self._pts: list[int] = []
         self._stacked = None
 
     def _input(self, frame: Frame):
+        """The frame as one contiguous NV12 buffer (luma rows, then chroma rows), as NVENC takes it."""
         cp = self._cp
         y, uv = frame.y, frame.uv
         if self._stacked is None:
-            self._stacked = cp.empty((y.shape[0] * 3 // 2, y.shape[1]), cp.uint8)
+            with self.stream:
+                self._stacked = cp.empty((y.shape[0] * 3 // 2, y.shape[1]), cp.uint8)
         with self.stream:
             self._stacked[: y.shape[0]] = y
             self._stacked[y.shape[0]:] = uv.reshape(uv.shape[0], -1)
         self.stream.synchronize()
         return self._stacked
 
-    def _packets(self, data) -> list[EncodedPacket]:
-        data = bytes(data) if data is not None else b""
-        if not data:
+    def _packets(self, out) -> list[EncodedPacket]:
+        """Packets from what Encode/EndEncode returned, each given the pts of the oldest frame in."""
+        if out is None:
             return []
-        pts = self._pts.pop(0) if self._pts else 0
-        return [EncodedPacket(data, pts, _is_keyframe(self.settings.codec, data))]
+        items = [out] if isinstance(out, (bytes, bytearray, memoryview)) else list(out)
+        if items and isinstance(items[0], int):   # a bytes-like bitstream given as a list of ints
+            items = [bytes(items)]
+        packets = []
+        for item in items:
+            data = bytes(item["data"] if isinstance(item, dict) else item)
+            if not data:
+                continue
+            if not self._pts:
+                raise CodecError("NVENC returned more packets than frames went in")
+            packets.append(EncodedPacket(data, self._pts.pop(0), _is_keyframe(self.settings.codec, data)))
+        return packets
 
     def encode(self, frame: Frame) -> list[EncodedPacket]:
         if (frame.width, frame.height) != (self.settings.width, self.settings.height):
@@ -358,25 +525,10 @@ class NvEncoder:
                 f"{frame.width}x{frame.height}; start a new session for the new size"
             )
         self._pts.append(frame.pts)
-        try:
-            data = self._enc.Encode(self._input(frame))
-        except TypeError:
-            data = self._enc.Encode(_NV12Surface(frame.y, frame.uv))
-        return self._packets(data)
+        return self._packets(self._enc.Encode(self._input(frame)))
 
     def flush(self) -> list[EncodedPacket]:
-        out: list[EncodedPacket] = []
-        data = self._enc.EndEncode()
-        # EndEncode returns the rest of the bitstream; with no B-frames and no lookahead it holds
-        # at most the frames still queued, one access unit each
-        if data:
-            rest = bytes(data)
-            if len(self._pts) <= 1:
-                out += self._packets(rest)
-            else:
-                out += [EncodedPacket(rest, self._pts.pop(0), _is_keyframe(self.settings.codec, rest))]
-                self._pts.clear()
-        return out
+        return self._packets(self._enc.EndEncode())
 
     def close(self) -> None:
         self._enc = None
@@ -424,7 +576,7 @@ def encode_plan(codec: Codec, gpu_id: int = 0) -> EncodePlan:
 def make_decoder(codec: Codec, width: int, height: int, stream, gpu_id: int = 0):
     ok, _ = nvdec_available()
     if ok and codec in NVDEC_CODECS:
-        return NvDecoder(codec, stream, gpu_id)
+        return FallbackDecoder(codec, width, height, stream, gpu_id)
     return UploadDecoder(codec, width, height, stream)
 
 
