@@ -24,34 +24,23 @@ from .base import EffectSetting, EffectSettings
 from .draw import draw_faces
 from .filters import gaussian_blur, guided_filter, rgb_to_ycbcr, to_u8, tone_curve
 from .masks import FaceRegion
-from .registry import EFFECTS
+from .params import (
+    BLUSH_MAX,
+    CHROMA_EFFECTS,
+    DENOISE_EPS_C,
+    DENOISE_EPS_Y,
+    FACE_EFFECTS,
+    LIPS_MAX,
+    LUMA_EFFECTS,
+    SHARPEN_AMOUNT,
+    SHARPEN_SIGMA,
+    SMOOTH_EPS,
+    SMOOTH_MAX,
+    SMOOTH_RADIUS,
+    WHITEN_BETA,
+    effect_params,
+)
 from .warp import bilinear, eyes_field, field_support, slim_field
-
-# smooth: self-guided filter of luma, radius SMOOTH_RADIUS * face size, eps = SMOOTH_EPS^2,
-# blended over skin with weight strength * SMOOTH_MAX.
-SMOOTH_RADIUS = 0.025
-SMOOTH_EPS = 12.0
-SMOOTH_MAX = 0.9
-# whiten: tone_curve with beta = 1 + WHITEN_BETA * strength, blended over skin.
-WHITEN_BETA = 1.7
-# sharpen: y + w * SHARPEN_AMOUNT * strength * (y - gauss(y, SHARPEN_SIGMA)), w = oval * (1 - skin).
-SHARPEN_AMOUNT = 1.2
-SHARPEN_SIGMA = 1.0
-# lips, blush: chroma moved towards the colour's (Cb, Cr) by weight mask * strength * MAX.
-LIPS_MAX = 0.55
-BLUSH_MAX = 0.30
-# denoise: self-guided filter, luma radius 2 with eps = (DENOISE_EPS_Y * (0.25 + strength))^2,
-# chroma (at chroma resolution) radius 2 with eps = (DENOISE_EPS_C * (0.25 + strength))^2.
-DENOISE_EPS_Y = 8.0
-DENOISE_EPS_C = 6.0
-
-FACE_EFFECTS = tuple(name for name, spec in EFFECTS.items() if spec.per_face and name != "debug")
-
-
-def _params(setting: EffectSetting) -> dict[str, float]:
-    out = {p.name: p.default for p in EFFECTS[setting.name].params}
-    out.update(setting.params)
-    return out
 
 
 class CpuEffects:
@@ -61,18 +50,7 @@ class CpuEffects:
         session = {e.name: e for e in settings.effects if e.strength > 0}
         if "denoise" in session:
             denoise(frame.y, frame.uv, session["denoise"].strength)
-        work = []
-        for face in faces:
-            if face.landmarks is None:
-                continue
-            chosen = {
-                e.name: e
-                for e in settings.for_face(face.id)
-                if e.strength > 0 and e.name in FACE_EFFECTS
-            }
-            region = FaceRegion(face.landmarks, frame.height, frame.width)
-            if chosen and not region.empty:
-                work.append((region, chosen))
+        work = face_work(frame, faces, settings)
         if len(work) > 1 and _disjoint([r for r, _ in work]):
             # Each face only reads and writes its own ROI, so the order does not matter.
             list(face_pool().map(lambda rc: apply_face(frame.y, frame.uv, rc[0], rc[1]), work))
@@ -81,6 +59,20 @@ class CpuEffects:
                 apply_face(frame.y, frame.uv, region, chosen)
         if "debug" in session:
             draw_faces(frame.y, frame.uv, faces)
+
+
+def face_work(frame: Frame, faces: list[Face], settings: EffectSettings
+              ) -> list[tuple[FaceRegion, dict[str, EffectSetting]]]:
+    """(region, effects by name) of each face with landmarks and at least one effect switched on."""
+    work = []
+    for face in faces:
+        if face.landmarks is None:
+            continue
+        chosen = {e.name: e for e in settings.for_face(face.id) if e.strength > 0 and e.name in FACE_EFFECTS}
+        region = FaceRegion(face.landmarks, frame.height, frame.width)
+        if chosen and not region.empty:
+            work.append((region, chosen))
+    return work
 
 
 def _disjoint(regions: list[FaceRegion]) -> bool:
@@ -99,40 +91,49 @@ def apply_face(y: np.ndarray, uv: np.ndarray, region: FaceRegion, effects: dict[
     y_roi = y[ly, lx]
     uv_roi = uv[cy, cx]
 
-    luma_fx = [n for n in ("smooth", "whiten", "sharpen") if n in effects]
-    chroma_fx = [n for n in ("blush", "lips") if n in effects]
-    if luma_fx:
-        out = y_roi.astype(np.float32)
-        for name in luma_fx:
-            s = effects[name].strength
-            if name == "smooth":
-                skin = region.skin(uv_roi)
-                radius = max(2, int(round(SMOOTH_RADIUS * region.size)))
-                q = guided_filter(out, radius, SMOOTH_EPS * SMOOTH_EPS)
-                out += (s * SMOOTH_MAX) * skin * (q - out)
-            elif name == "whiten":
-                skin = region.skin(uv_roi)
-                out += skin * (tone_curve(out, 1.0 + WHITEN_BETA * s) - out)
-            elif name == "sharpen":
-                oval, _ = region.geometry()
-                w = oval * (1.0 - region.skin(uv_roi))
-                out += (s * SHARPEN_AMOUNT) * w * (out - gaussian_blur(out, SHARPEN_SIGMA))
-        y[ly, lx] = to_u8(out)
-    if chroma_fx:
-        out = uv_roi.astype(np.float32)
-        for name in chroma_fx:
-            s = effects[name].strength
-            p = _params(effects[name])
-            _, cb, cr = rgb_to_ycbcr(p["r"], p["g"], p["b"])
-            target = np.array([cb, cr], np.float32)
-            if name == "blush":
-                w = (s * BLUSH_MAX) * region.cheeks_c() * region.skin_c(uv_roi)
-            else:
-                w = (s * LIPS_MAX) * region.lips_c()
-            out += w[..., None] * (target - out)
-        uv[cy, cx] = to_u8(out)
+    if any(n in effects for n in LUMA_EFFECTS):
+        y[ly, lx] = to_u8(_luma(y_roi, uv_roi, region, effects))
+    if any(n in effects for n in CHROMA_EFFECTS):
+        uv[cy, cx] = to_u8(_chroma(uv_roi, region, effects))
     if "slim" in effects or "eyes" in effects:
         warp_face(y, uv, region, effects)
+
+
+def _luma(y_roi: np.ndarray, uv_roi: np.ndarray, region: FaceRegion,
+          effects: dict[str, EffectSetting]) -> np.ndarray:
+    """smooth -> whiten -> sharpen on the face's luma, in float32 (rounded once by the caller)."""
+    out = y_roi.astype(np.float32)
+    for name in (n for n in LUMA_EFFECTS if n in effects):
+        s = effects[name].strength
+        if name == "smooth":
+            skin = region.skin(uv_roi)
+            radius = max(2, int(round(SMOOTH_RADIUS * region.size)))
+            q = guided_filter(out, radius, SMOOTH_EPS * SMOOTH_EPS)
+            out += (s * SMOOTH_MAX) * skin * (q - out)
+        elif name == "whiten":
+            skin = region.skin(uv_roi)
+            out += skin * (tone_curve(out, 1.0 + WHITEN_BETA * s) - out)
+        else:
+            oval, _ = region.geometry()
+            w = oval * (1.0 - region.skin(uv_roi))
+            out += (s * SHARPEN_AMOUNT) * w * (out - gaussian_blur(out, SHARPEN_SIGMA))
+    return out
+
+
+def _chroma(uv_roi: np.ndarray, region: FaceRegion, effects: dict[str, EffectSetting]) -> np.ndarray:
+    """blush -> lips on the face's chroma, in float32 (rounded once by the caller)."""
+    out = uv_roi.astype(np.float32)
+    for name in (n for n in CHROMA_EFFECTS if n in effects):
+        s = effects[name].strength
+        p = effect_params(effects[name])
+        _, cb, cr = rgb_to_ycbcr(p["r"], p["g"], p["b"])
+        target = np.array([cb, cr], np.float32)
+        if name == "blush":
+            w = (s * BLUSH_MAX) * region.cheeks_c() * region.skin_c(uv_roi)
+        else:
+            w = (s * LIPS_MAX) * region.lips_c()
+        out += w[..., None] * (target - out)
+    return out
 
 
 def _field(region: FaceRegion, xs: np.ndarray, ys: np.ndarray, effects: dict[str, EffectSetting]):
@@ -176,8 +177,10 @@ def warp_face(y: np.ndarray, uv: np.ndarray, region: FaceRegion, effects: dict[s
     # overlap of the support box and the resampled box, in each one's coordinates
     r0, r1 = max(cr.start, sr.start), min(cr.stop, sr.stop)
     c0, c1 = max(cc.start, sc.start), min(cc.stop, sc.stop)
-    dx_c[r0 - cr.start : r1 - cr.start, c0 - cc.start : c1 - cc.start] = dx_s[r0 - sr.start : r1 - sr.start, c0 - sc.start : c1 - sc.start]
-    dy_c[r0 - cr.start : r1 - cr.start, c0 - cc.start : c1 - cc.start] = dy_s[r0 - sr.start : r1 - sr.start, c0 - sc.start : c1 - sc.start]
+    into = (slice(r0 - cr.start, r1 - cr.start), slice(c0 - cc.start, c1 - cc.start))
+    take = (slice(r0 - sr.start, r1 - sr.start), slice(c0 - sc.start, c1 - sc.start))
+    dx_c[into] = dx_s[take]
+    dy_c[into] = dy_s[take]
     xs_l, ys_l = xs[:, lc], ys[lr]
     dx, dy = _field(region, xs_l, ys_l, effects)
     # Continuous source position minus 0.5 gives the pixel-index coordinate to sample at.
@@ -199,3 +202,6 @@ def denoise(y: np.ndarray, uv: np.ndarray, strength: float) -> None:
     uvf = uv.astype(np.float32)
     for ch in (0, 1):
         uv[..., ch] = to_u8(guided_filter(np.ascontiguousarray(uvf[..., ch]), 2, (DENOISE_EPS_C * k) ** 2))
+
+
+_params = effect_params  # TEMP-ALIAS until gpu.py reads params.py
