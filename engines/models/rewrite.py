@@ -62,6 +62,29 @@ def prelu_as_relu_convs(model: onnx.ModelProto) -> int:
     return done
 
 
+def _zero_pads(n: onnx.NodeProto, inits: dict[str, np.ndarray]) -> np.ndarray | None:
+    """The pads of `n` when it is a Pad with constant pads filling with zeros, else None."""
+    if n.op_type != "Pad" or len(n.input) < 2 or n.input[1] not in inits:
+        return None
+    mode = [a.s for a in n.attribute if a.name == "mode"]
+    value = inits.get(n.input[2]) if len(n.input) > 2 and n.input[2] else np.zeros(())
+    if value is None or float(value) != 0.0 or (mode and mode[0] != b"constant"):
+        return None
+    return inits[n.input[1]]
+
+
+def _channel_pads(n: onnx.NodeProto, inits: dict[str, np.ndarray], shapes: dict[str, list[int]]
+                  ) -> tuple[int, int, int] | None:
+    """(channels, pad before, pad after) when `n` is a constant zero Pad of the channel axis only."""
+    pads = _zero_pads(n, inits)
+    shape = shapes.get(n.input[0]) if pads is not None else None
+    if pads is None or len(pads) != 8 or not shape or len(shape) != 4 or shape[1] <= 0:
+        return None
+    if any(pads[i] for i in (0, 2, 3, 4, 6, 7)):
+        return None
+    return shape[1], int(pads[1]), int(pads[5])
+
+
 def channel_pad_as_conv(model: onnx.ModelProto) -> int:
     """Rewrites zero Pads of the channel axis only (BlazeBlock shortcuts) as 1x1 convolutions."""
     inferred = shape_inference.infer_shapes(model)
@@ -73,24 +96,18 @@ def channel_pad_as_conv(model: onnx.ModelProto) -> int:
     nodes: list[onnx.NodeProto] = []
     done = 0
     for n in g.node:
-        if n.op_type == "Pad" and len(n.input) > 1 and n.input[1] in inits:
-            pads = inits[n.input[1]]
-            mode = [a.s for a in n.attribute if a.name == "mode"]
-            value = inits.get(n.input[2], None) if len(n.input) > 2 and n.input[2] else np.zeros(())
-            shape = shapes.get(n.input[0])
-            if (value is not None and float(value) == 0.0 and (not mode or mode[0] == b"constant")
-                    and len(pads) == 8 and shape and len(shape) == 4 and shape[1] > 0
-                    and pads[0] == pads[4] == 0 and not any(pads[i] for i in (2, 3, 6, 7))):
-                c, lo, hi = shape[1], int(pads[1]), int(pads[5])
-                w = np.zeros((lo + c + hi, c, 1, 1), np.float32)
-                w[lo + np.arange(c), np.arange(c)] = 1.0
-                wname = (n.name or n.output[0]) + "_as_conv_w"
-                g.initializer.append(numpy_helper.from_array(w, wname))
-                nodes.append(helper.make_node("Conv", [n.input[0], wname], [n.output[0]],
-                                              name=(n.name or n.output[0]) + "_as_conv", kernel_shape=[1, 1]))
-                done += 1
-                continue
-        nodes.append(n)
+        found = _channel_pads(n, inits, shapes)
+        if found is None:
+            nodes.append(n)
+            continue
+        c, lo, hi = found
+        w = np.zeros((lo + c + hi, c, 1, 1), np.float32)
+        w[lo + np.arange(c), np.arange(c)] = 1.0
+        wname = (n.name or n.output[0]) + "_as_conv_w"
+        g.initializer.append(numpy_helper.from_array(w, wname))
+        nodes.append(helper.make_node("Conv", [n.input[0], wname], [n.output[0]],
+                                      name=(n.name or n.output[0]) + "_as_conv", kernel_shape=[1, 1]))
+        done += 1
     del g.node[:]
     g.node.extend(nodes)
     _prune_initializers(g)
