@@ -1,44 +1,65 @@
 """Cross-session batching of model calls on the GPU.
 
-Every session's vision stage calls `Batcher.run(x, ready)` from its own worker thread with a
-model input on the device (`x`, shape (1, 3, S, S)) and a CUDA event recorded on the session's
-stream after the input was written. The first caller of a round becomes its leader: it waits up
-to `budget_ms` (FACESTREAM_BATCH_BUDGET_MS, default 2 ms) for calls from the other active
-sessions, but never longer than until every active session has a call in the round or the batch
-is full. The leader then makes the model's stream wait on each input's event, gathers the inputs
-into the runner's batch buffer, runs the model once per batch and hands each caller its rows of
-the outputs (host NumPy arrays). A lone session never waits: with one active session a call runs
-at once.
+Every session's vision stage calls `Batcher.run(x, ready)` from its own worker thread with model
+inputs on the device (`x`, shape (n, 3, S, S), usually n = 1) and a CUDA event recorded on the
+session's stream after the inputs were written. The first caller of a round becomes its leader:
+it waits up to `budget_ms` for calls from the other active sessions, but never longer than until
+every active session has a call in the round or the batch is full. The leader then gathers the
+round's inputs into one batch (`gather`: on the device, each input copied once its event has
+passed), runs the model once on it and hands each caller its rows of the outputs (host NumPy
+arrays). A lone session never waits: with one active session a call runs at once.
 
-Runners (`engines.vision.gpu`) implement `max_batch`, `gather([(x, ready), ...])` (copy the
-inputs into the batch buffer, ordered after each `ready` event) and `run(n) -> dict[name,
-ndarray with n rows]`. The batcher itself touches no device API, so it is tested on the CPU.
+The runner is any model runner with a batch limit (`BatchRunner`); the batcher itself touches no
+device API, so it is tested on the CPU with host arrays and the default `gather`.
 """
 from __future__ import annotations
 
-import os
 import threading
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 import numpy as np
 
-DEFAULT_BUDGET_MS = float(os.environ.get("FACESTREAM_BATCH_BUDGET_MS", "2.0"))
+# How long a round's leader waits for the other sessions' calls, in milliseconds (a small share
+# of the 33 ms a frame lasts at 30 fps).
+DEFAULT_BUDGET_MS = 2.0
+
+
+class BatchRunner(Protocol):
+    """One model on a batch of inputs: (n, 3, S, S) with n <= max_batch in, every output with n rows out."""
+
+    max_batch: int
+
+    def run(self, batch: Any) -> dict[str, np.ndarray]: ...
+
+
+Gather = Callable[[Sequence[tuple[Any, Any]]], Any]
+
+
+def concatenate(items: Sequence[tuple[Any, Any]]) -> np.ndarray:
+    """Host inputs in one batch (their ready events are None: host arrays are ready)."""
+    return np.concatenate([x for x, _ in items])
 
 
 @dataclass
 class _Request:
-    x: object
-    ready: object
+    x: Any
+    ready: Any
     done: threading.Event = field(default_factory=threading.Event)
     result: dict | None = None
     error: BaseException | None = None
 
+    @property
+    def rows(self) -> int:
+        return len(self.x)
+
 
 @dataclass
 class BatchStats:
-    calls: int = 0
-    batches: int = 0
+    calls: int = 0           # rows run
+    batches: int = 0         # model runs
     max_batch_seen: int = 0
 
     @property
@@ -47,8 +68,16 @@ class BatchStats:
 
 
 class Batcher:
-    def __init__(self, runner, budget_ms: float = DEFAULT_BUDGET_MS) -> None:
+    """Runs the calls of concurrent sessions on `runner` in shared batches.
+
+    gather: builds a round's batch from its [(x, ready), ...] (default: host arrays concatenated).
+    budget_ms: the most a round's leader waits for the other sessions (DEFAULT_BUDGET_MS).
+    """
+
+    def __init__(self, runner: BatchRunner, gather: Gather = concatenate,
+                 budget_ms: float = DEFAULT_BUDGET_MS) -> None:
         self.runner = runner
+        self.gather = gather
         self.budget = max(0.0, budget_ms) / 1000.0
         self._cond = threading.Condition()
         self._pending: list[_Request] = []
@@ -67,8 +96,10 @@ class Batcher:
             self._cond.notify_all()
 
     def run(self, x, ready=None) -> dict[str, np.ndarray]:
-        """Outputs for one input (each with a leading batch dimension of 1); blocks until done."""
+        """Outputs for the rows of `x` (each output with len(x) rows); blocks until done."""
         req = _Request(x, ready)
+        if not 0 < req.rows <= self.runner.max_batch:
+            raise ValueError(f"a call takes 1 to {self.runner.max_batch} rows, not {req.rows}")
         with self._cond:
             self._pending.append(req)
             self._cond.notify_all()
@@ -83,20 +114,34 @@ class Batcher:
                     self._cond.notify_all()
         if req.error is not None:
             raise req.error
+        assert req.result is not None
         return req.result
 
+    def _round_ready(self) -> bool:
+        """Every active session has a call in the round, or the batch is full."""
+        return (len(self._pending) >= max(self._active, 1)
+                or sum(r.rows for r in self._pending) >= self.runner.max_batch)
+
+    def _take(self) -> list[_Request]:
+        """The oldest pending calls that fit in one batch."""
+        n = rows = 0
+        while n < len(self._pending) and rows + self._pending[n].rows <= self.runner.max_batch:
+            rows += self._pending[n].rows
+            n += 1
+        batch = self._pending[:n]
+        del self._pending[:n]
+        return batch
+
     def _lead(self, req: _Request) -> None:
-        """Runs rounds (lock held while gathering, released while the model runs) until `req` is done."""
+        """Runs rounds (lock held while waiting, released while the model runs) until `req` is done."""
         deadline = time.perf_counter() + self.budget
         while not req.done.is_set():
-            while True:
-                want = min(max(self._active, 1), self.runner.max_batch)
+            while not self._round_ready():
                 left = deadline - time.perf_counter()
-                if len(self._pending) >= want or left <= 0:
+                if left <= 0:
                     break
                 self._cond.wait(left)
-            batch = self._pending[: self.runner.max_batch]
-            del self._pending[: len(batch)]
+            batch = self._take()
             self._cond.release()
             try:
                 self._execute(batch)
@@ -111,11 +156,12 @@ class Batcher:
             deadline = time.perf_counter()      # overflow rounds go at once
 
     def _execute(self, batch: list[_Request]) -> None:
-        n = len(batch)
-        self.runner.gather([(r.x, r.ready) for r in batch])
-        out = self.runner.run(n)
+        out = self.runner.run(self.gather([(r.x, r.ready) for r in batch]))
+        n = sum(r.rows for r in batch)
         self.stats.calls += n
         self.stats.batches += 1
         self.stats.max_batch_seen = max(self.stats.max_batch_seen, n)
-        for i, r in enumerate(batch):
-            r.result = {k: v[i:i + 1] for k, v in out.items()}
+        start = 0
+        for r in batch:
+            r.result = {k: v[start:start + r.rows] for k, v in out.items()}
+            start += r.rows

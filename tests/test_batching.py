@@ -5,7 +5,7 @@ import threading
 import time
 
 import numpy as np
-
+import pytest
 from facestream.engines.batching import Batcher
 
 
@@ -15,15 +15,11 @@ class FakeRunner:
     def __init__(self, max_batch: int = 8, cost: float = 0.003):
         self.max_batch, self.cost = max_batch, cost
         self.sizes: list[int] = []
-        self._buf: list = []
 
-    def gather(self, items):
-        self._buf = [x for x, _ in items]
-
-    def run(self, n):
+    def run(self, batch):
         time.sleep(self.cost)
-        self.sizes.append(n)
-        return {"y": np.concatenate(self._buf[:n]) * 2}
+        self.sizes.append(len(batch))
+        return {"y": batch * 2}
 
 
 def _sessions(batcher: Batcher, sessions: int, calls: int):
@@ -81,7 +77,7 @@ def test_batches_never_exceed_the_runner_limit():
 
 def test_errors_reach_every_caller_of_the_batch():
     class Broken(FakeRunner):
-        def run(self, n):
+        def run(self, batch):
             raise RuntimeError("engine failed")
 
     b = Batcher(Broken(), budget_ms=1)
@@ -92,3 +88,27 @@ def test_errors_reach_every_caller_of_the_batch():
         assert "engine failed" in str(exc)
     else:
         raise AssertionError("no error")
+
+
+def test_calls_of_several_rows_get_their_rows():
+    runner = FakeRunner(max_batch=4)
+    b = Batcher(runner, budget_ms=5)
+    results: list = [None] * 3
+
+    def worker(i, rows):
+        b.register()
+        try:
+            results[i] = b.run(np.arange(rows * 3, dtype=np.float32).reshape(rows, 3) + 100 * i)["y"]
+        finally:
+            b.unregister()
+
+    threads = [threading.Thread(target=worker, args=(i, rows)) for i, rows in enumerate((3, 1, 2))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    for i, rows in enumerate((3, 1, 2)):
+        assert np.array_equal(results[i], 2 * (np.arange(rows * 3).reshape(rows, 3) + 100 * i))
+    assert max(runner.sizes) <= 4 and sum(runner.sizes) == 6
+    with pytest.raises(ValueError, match="1 to 4 rows"):
+        b.run(np.zeros((5, 3), np.float32))

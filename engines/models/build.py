@@ -223,23 +223,23 @@ def mesh_inputs(frames, det_fp32, mesh_fp32) -> list[np.ndarray]:
     """Face crops as the runtime makes them: from detections and from the mesh's own landmarks."""
     from ..vision import geometry as geo
     from ..vision.resample import InputMaker
-    from .quantize import session
+    from .quantize import inference
 
     det_spec, mesh_spec = SPECS["short"], SPECS["mesh"]
-    dsess, msess = session(det_fp32), session(mesh_fp32)
+    det_model, mesh_model = inference(det_fp32), inference(mesh_fp32)
     dim = InputMaker(det_spec.size, det_spec.input_scale, det_spec.input_offset)
     mim = InputMaker(mesh_spec.size)
     crops = []
     for y, uv in frames:
         x, (s, px, py) = dim.letterbox(y, uv)
-        scores, boxes, kps = dsess.run(["scores", "boxes", "keypoints"], {"input": x})[:3]
+        scores, boxes, kps = det_model.run(["scores", "boxes", "keypoints"], {"input": x})[:3]
         for i in np.nonzero(scores[0] > 0)[0][:4]:
             box = (boxes[0, i] * det_spec.size - [px, py, px, py]) / s
             kp = (kps[0, i] * det_spec.size - [px, py]) / s
             roi = geo.roi_from_detection(box, kp)
             c = mim.affine(y, uv, roi.matrix(mesh_spec.size))
             crops.append(c.copy())
-            lm, fs = msess.run(None, {"input": c})
+            lm, fs = mesh_model.run(None, {"input": c})
             if fs[0, 0] > 0.5:
                 lmf = geo.landmarks_to_frame(lm[0], roi, mesh_spec.size)
                 crops.append(mim.affine(y, uv, geo.roi_from_landmarks(lmf).matrix(mesh_spec.size)).copy())
@@ -279,7 +279,7 @@ def mesh_nme(ref: np.ndarray, lm: np.ndarray) -> float:
 def calibrate(media: Sequence[Path], video_step: int = 5, amax_kind: str = "p",
               names: Sequence[str] | None = None, log: Callable[[str], None] = print) -> dict:
     """Calibration ranges and the mixed-precision layer choice for every model, as JSON data."""
-    from .quantize import choose_layers, collect_amax, session
+    from .quantize import choose_layers, collect_amax, inference
 
     frames = media_frames(media, video_step)
     if not frames:
@@ -292,20 +292,20 @@ def calibrate(media: Sequence[Path], video_step: int = 5, amax_kind: str = "p",
         model = fp32[key]
         if spec.kind == "detector":
             inputs = detector_inputs(spec, frames)
-            ref = session(model)
+            ref = inference(model)
             ref_outs = [tuple(o[0] for o in ref.run(["scores", "boxes"], {"input": x})) for x in inputs]
 
             def error(m, inputs=inputs, ref_outs=ref_outs):
-                s = session(m)
+                s = inference(m)
                 outs = [tuple(o[0] for o in s.run(["scores", "boxes"], {"input": x})) for x in inputs]
                 return detector_error(ref_outs, outs)
         else:
             inputs = mesh_inputs(frames, fp32["short"], model)
-            ref = session(model)
+            ref = inference(model)
             ref_lm = [ref.run(["landmarks"], {"input": x})[0][0] for x in inputs]
 
             def error(m, inputs=inputs, ref_lm=ref_lm):
-                s = session(m)
+                s = inference(m)
                 nmes = [mesh_nme(r, s.run(["landmarks"], {"input": x})[0][0]) for x, r in zip(inputs, ref_lm)]
                 return max(float(np.mean(nmes)) / MESH_MEAN_NME, float(np.max(nmes)) / MESH_MAX_NME)
         log(f"{spec.name}: {len(inputs)} calibration inputs")

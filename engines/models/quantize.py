@@ -115,7 +115,8 @@ def insert_qdq(model: onnx.ModelProto, amax: dict[str, float], layers: Sequence[
     return q
 
 
-def session(model: onnx.ModelProto, threads: int = 1):
+def inference(model: onnx.ModelProto, threads: int = 1):
+    """An ONNX Runtime CPU inference of the model in memory (for calibration and checks)."""
     import onnxruntime as ort
 
     so = ort.SessionOptions()

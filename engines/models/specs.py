@@ -11,6 +11,15 @@ NMS_IOU = 0.3
 RAW_SCORE_LIMIT = 80.0
 # Candidates kept by the in-graph top-K before suppression (fixed output rows).
 TOP_K = 100
+# What the vision stage reads: the detector's outputs after its in-graph decoding and suppression
+# (scores (1, TOP_K), boxes (1, TOP_K, 4), keypoints (1, TOP_K, 6, 2), in [0, 1] of the input),
+# the mesh's landmarks (1, 468, 3) in input pixels and its face flag (1, 1).
+DETECTOR_OUTPUTS = ("scores", "boxes", "keypoints")
+MESH_OUTPUTS = ("landmarks", "face_score")
+# The CPU default, from benchmarks/vision_bench.py: FP32 is the fastest variant on ONNX Runtime's
+# CPU provider (its Q/DQ INT8 models are slower there; they are meant for TensorRT).
+CPU_DEFAULT_PRECISION = "fp32"
+DEFAULT_DETECTOR = "full"   # "short": faces within ~2 m (128x128); "full": up to ~5 m (192x192)
 
 
 @dataclass(frozen=True)
@@ -28,6 +37,10 @@ class ModelSpec:
     def file(self, precision: str) -> str:
         return f"{self.name}.{precision}.onnx"
 
+    @property
+    def outputs(self) -> tuple[str, ...]:
+        return DETECTOR_OUTPUTS if self.kind == "detector" else MESH_OUTPUTS
+
 
 SPECS: dict[str, ModelSpec] = {
     "short": ModelSpec("face_detection_short_range", "face_detection_short_range.tflite", 128,
@@ -37,6 +50,14 @@ SPECS: dict[str, ModelSpec] = {
     "mesh": ModelSpec("face_landmark", "face_landmark.tflite", 192, "mesh"),
 }
 PRECISIONS = ("fp32", "int8")
+
+
+def detector_spec(name: str) -> ModelSpec:
+    """The spec of the detector `name` ("short" or "full")."""
+    spec = SPECS.get(name)
+    if spec is None or spec.kind != "detector":
+        raise ValueError(f"detector must be 'short' or 'full', not {name!r}")
+    return spec
 
 
 def ssd_anchors(spec: ModelSpec) -> np.ndarray:

@@ -7,8 +7,9 @@ import json
 import os
 import threading
 from pathlib import Path
+from typing import Any
 
-from .specs import PRECISIONS, SPECS
+from .specs import CPU_DEFAULT_PRECISION, DEFAULT_DETECTOR, PRECISIONS, SPECS
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
 MANIFEST_FILE = "manifest.json"
@@ -48,7 +49,7 @@ class ModelStore:
         self.data_dir = Path(data_dir) if data_dir else DATA_DIR
         self.home = Path(home) if home else facestream_home()
         self.rebuild = rebuild
-        self._sessions: dict[tuple, object] = {}
+        self._inferences: dict[tuple, Any] = {}
         self._lock = threading.Lock()
         self.ready = False
 
@@ -141,25 +142,25 @@ class ModelStore:
                     problems.append(str(e))
         return problems
 
-    # ------------------------------------------------------------------ sessions
-    def session(self, model: str, precision: str = "fp32", threads: int = 1):
-        """The ONNX Runtime CPU session for (model, precision, threads), shared by every caller
-        of this store: made once from the verified model bytes (the manifest check runs on that
-        load), then reused. InferenceSession.run is thread-safe, so concurrent video sessions
-        share it; each keeps its own input buffers and tracking state."""
+    # ------------------------------------------------------------------ ONNX Runtime
+    def inference(self, model: str, precision: str = "fp32", threads: int = 1):
+        """The ONNX Runtime CPU inference (an `onnxruntime.InferenceSession`) for (model, precision,
+        threads), shared by every caller of this store: made once from the verified model bytes (the
+        manifest check runs on that load), then reused. Its `run` is thread-safe, so concurrent video
+        sessions share it; each keeps its own input buffers and tracking state."""
         key = (model, precision, int(threads))
-        s = self._sessions.get(key)
-        if s is not None:
-            return s
+        ort = self._inferences.get(key)
+        if ort is not None:
+            return ort
         with self._lock:
-            s = self._sessions.get(key)
-            if s is None:
-                s = self.new_session(model, precision, threads)
-                self._sessions[key] = s
-            return s
+            ort = self._inferences.get(key)
+            if ort is None:
+                ort = self.new_inference(model, precision, threads)
+                self._inferences[key] = ort
+            return ort
 
-    def new_session(self, model: str, precision: str = "fp32", threads: int = 1):
-        """A new, unshared ONNX Runtime CPU session on freshly verified model bytes."""
+    def new_inference(self, model: str, precision: str = "fp32", threads: int = 1):
+        """A new, unshared ONNX Runtime CPU inference on freshly verified model bytes."""
         import onnxruntime as ort
 
         so = ort.SessionOptions()
@@ -170,31 +171,26 @@ class ModelStore:
         so.log_severity_level = 3
         return ort.InferenceSession(self.read(model, precision), so, providers=["CPUExecutionProvider"])
 
-    def clear_sessions(self) -> None:
-        """Drops the shared sessions: the next `session` call loads (and verifies) again."""
+    def unload(self) -> None:
+        """Drops the shared inferences: the next `inference` call loads (and verifies) again."""
         with self._lock:
-            self._sessions.clear()
+            self._inferences.clear()
 
     def load(self, variants=None) -> None:
-        """Verify every model file, load the shared sessions of the given variants (default: what
-        the CPU vision stage uses) and run each once (warm-up).
+        """Verify every model file, load the shared inferences of the given (model, precision)
+        variants (default: what the CPU vision stage uses) and run each once (warm-up).
         Raises ModelError naming the file and the fix; sets `ready` when done."""
         import numpy as np
 
         if variants is None:
-            from ..vision.cpu import CPU_DEFAULT_PRECISION, DEFAULT_DETECTORS
-
-            variants = [(d, CPU_DEFAULT_PRECISION) for d in DEFAULT_DETECTORS] + [("mesh", CPU_DEFAULT_PRECISION)]
+            variants = [(DEFAULT_DETECTOR, CPU_DEFAULT_PRECISION), ("mesh", CPU_DEFAULT_PRECISION)]
         problems = self.verify()
         if problems and not self.rebuild:
             raise ModelError("; ".join(problems))
         for model, precision in variants:
-            s = self.session(model, precision)
             size = SPECS[model].size
-            s.run(None, {"input": np.zeros((1, 3, size, size), np.float32)})
+            self.inference(model, precision).run(None, {"input": np.zeros((1, 3, size, size), np.float32)})
         self.ready = True
-
-    warm_up = load
 
 
 _default: ModelStore | None = None

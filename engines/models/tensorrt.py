@@ -24,6 +24,7 @@ import re
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -189,8 +190,8 @@ class TrtModel:
             raise RuntimeError("TensorRT could not load the cached engine (rebuild: delete FACESTREAM_HOME/engines)")
         self.context = self.engine.create_execution_context()
         self.stream = stream if stream is not None else cp.cuda.Stream(non_blocking=True)
-        self.inputs: dict[str, object] = {}
-        self.outputs: dict[str, object] = {}
+        self.inputs: dict[str, Any] = {}
+        self.outputs: dict[str, Any] = {}
         self.host: dict[str, np.ndarray] = {}
         with self.stream:
             for i in range(self.engine.num_io_tensors):

@@ -5,15 +5,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-# Order of Face.keypoints, as BlazeFace emits them.
-KEYPOINT_NAMES = ("right_eye", "left_eye", "nose_tip", "mouth", "right_ear", "left_ear")
-
 
 @dataclass
 class Face:
     """A face found in (or tracked into) a frame.
 
-    `box` is (x0, y0, x1, y1); `keypoints` is (6, 2); `landmarks` is the (468, 3) face mesh
+    `box` is (x0, y0, x1, y1); `keypoints` is (6, 2), in BlazeFace's order: right eye, left eye,
+    nose tip, mouth, right ear, left ear; `landmarks` is the (468, 3) face mesh
     (x, y in pixels, z in the same scale as x) or None when only detection ran.
     """
 

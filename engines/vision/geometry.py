@@ -2,8 +2,8 @@
 (MediaPipe's face mesh graph: scale 1.5, square on the long side, rotation from the eyes)."""
 from __future__ import annotations
 
-from dataclasses import dataclass
 import math
+from dataclasses import dataclass
 
 import numpy as np
 

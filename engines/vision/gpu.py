@@ -1,7 +1,7 @@
-"""GPU vision: the CPU vision stage's tracking logic with model inputs cut on the GPU
-(gpu_resample) and models run through a process-wide, cross-session batcher per model.
+"""GPU vision: the face tracker with model inputs cut on the GPU (gpu_resample) and the models run
+by process-wide device runners, each behind a batcher shared by all sessions.
 
-Model engines, in order of preference:
+Device runners, by name (RUNNERS; "auto" takes the first available in AUTO):
   tensorrt     the INT8 Q/DQ models built into TensorRT engines (models/tensorrt.py), run on
                device buffers, batched across sessions, replayed from CUDA graphs;
   onnxruntime  where TensorRT is not installed: the same ONNX models on ONNX Runtime's CPU
@@ -11,154 +11,117 @@ the host, where tracking runs.
 """
 from __future__ import annotations
 
+import contextlib
+import functools
+import importlib
 import logging
 import threading
 from typing import Any
 
 import numpy as np
 
-from ..batching import Batcher
+from ..batching import DEFAULT_BUDGET_MS, Batcher
 from ..frame import Frame
-from ..models.specs import SPECS
+from ..models.specs import DEFAULT_DETECTOR, SPECS, ModelSpec, detector_spec
 from ..models.store import ModelStore, default_store
-from .cpu import CpuVision
 from .face import Face
 from .gpu_resample import GpuInputMaker
+from .tracker import FaceTracker, TrackerSettings
 
 log = logging.getLogger("facestream.vision.gpu")
 
-ORT_PRECISION = "fp32"     # ONNX Runtime's CPU provider runs FP32 fastest (benchmarks/vision_bench.py)
-TRT_PRECISION = "int8"
+# "module:class" of each device runner (gpu_runners.py says what a runner class provides),
+# imported only when picked: an engine that is not installed costs nothing.
+RUNNERS: dict[str, str] = {
+    "tensorrt": ".gpu_runners:TrtRunner",
+    "onnxruntime": ".gpu_runners:HostOrtRunner",
+}
+AUTO = ("tensorrt", "onnxruntime")     # the order "auto" tries them in
 
 
-class _Runner:
-    """Gathers a batch of model-input crops (each ready after its CUDA event) into one buffer."""
+def runner_class(name: str) -> Any:
+    module, _, cls = RUNNERS[name].partition(":")
+    return getattr(importlib.import_module(module, __package__), cls)
 
-    stream: Any
-    _buf: Any
 
-    def _alloc(self, model: str, max_batch: int) -> None:
+class BatchedRunner:
+    """A session's model runner on a shared batcher: its inputs, written on the session's stream,
+    join the other sessions' calls in one batch. Counts as an active session until closed."""
+
+    def __init__(self, batcher: Batcher, spec: ModelSpec, stream: Any) -> None:
+        self.spec = spec
+        self.stream = stream
+        self._batcher = batcher
+        self._closed = False
+        batcher.register()
+
+    def run(self, batch: Any) -> dict[str, np.ndarray]:
         import cupy as cp
 
-        self.model = model
-        self.max_batch = max_batch
-        spec = SPECS[model]
-        with self.stream:
-            self._buf = cp.empty((max_batch, 3, spec.size, spec.size), cp.float32)
+        ready = cp.cuda.Event(disable_timing=True)
+        ready.record(self.stream)
+        return self._batcher.run(batch, ready)
 
-    def gather(self, items) -> None:
-        import cupy as cp
-
-        with self.stream:
-            for i, (x, ready) in enumerate(items):
-                if ready is not None:
-                    self.stream.wait_event(ready)
-                cp.copyto(self._buf[i:i + 1], x)
-
-
-class TrtRunner(_Runner):
-    """Batch runner on TensorRT engines: per batch size one engine (the mesh has 1 and 8, the
-    detectors 1, run once per row on the same stream with one wait at the end)."""
-
-    def __init__(self, model: str, store: ModelStore) -> None:
-        from ..models.tensorrt import load_engines
-
-        import cupy as cp
-
-        self.stream = cp.cuda.Stream(non_blocking=True)
-        self.engines = load_engines(model, TRT_PRECISION, store, stream=self.stream)
-        self._alloc(model, max(self.engines) if len(self.engines) > 1 else 8)
-        self.graphs = {b: e.graph is not None for b, e in self.engines.items()}
-
-    def run(self, n: int) -> dict[str, np.ndarray]:
-        import cupy as cp
-
-        fits = [b for b in self.engines if b >= n]
-        if fits and min(fits) > 1:
-            eng = self.engines[min(fits)]
-            with self.stream:
-                inp = next(iter(eng.inputs.values()))
-                cp.copyto(inp[:n], self._buf[:n])
-                eng.run()
-            return eng.fetch(rows=n)
-        eng = self.engines[1]
-        inp = next(iter(eng.inputs.values()))
-        rows: list[dict[str, np.ndarray]] = []
-        with self.stream:
-            for i in range(n):
-                cp.copyto(inp, self._buf[i:i + 1])
-                eng.run()
-                rows.append({k: v.copy() for k, v in eng.outputs.items()})
-        host = {k: cp.concatenate([r[k] for r in rows]).get(stream=self.stream) for k in eng.outputs}
-        self.stream.synchronize()
-        return host
-
-
-class OrtRunner(_Runner):
-    """Batch runner on ONNX Runtime (CPU provider): the crops are copied to the host, once per batch."""
-
-    def __init__(self, model: str, store: ModelStore, threads: int = 1) -> None:
-        import cupy as cp
-
-        self.stream = cp.cuda.Stream(non_blocking=True)
-        self.session = store.session(model, ORT_PRECISION, threads)
-        self.outputs = [o.name for o in self.session.get_outputs()]
-        self._alloc(model, 8)
-        self._host = cp.cuda.alloc_pinned_memory(self._buf.nbytes)
-        self._host_arr = np.frombuffer(self._host, np.float32, self._buf.size).reshape(self._buf.shape)
-
-    def run(self, n: int) -> dict[str, np.ndarray]:
-        self._buf[:n].get(stream=self.stream, out=self._host_arr[:n])
-        self.stream.synchronize()
-        rows = [self.session.run(self.outputs, {"input": self._host_arr[i:i + 1]}) for i in range(n)]
-        return {name: np.concatenate([r[j] for r in rows]) for j, name in enumerate(self.outputs)}
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._batcher.unregister()
 
 
 class GpuModels:
-    """Process-wide model runners and their batchers, created on first use and shared by sessions."""
+    """Process-wide device runners and their batchers, made on first use and shared by sessions.
 
-    def __init__(self, store: ModelStore | None = None, engine: str = "auto") -> None:
+    engine: "auto" or a name in RUNNERS. budget_ms: how long a batch waits for the calls of other
+    sessions (batching.DEFAULT_BUDGET_MS).
+    """
+
+    def __init__(self, store: ModelStore | None = None, engine: str = "auto",
+                 budget_ms: float = DEFAULT_BUDGET_MS) -> None:
+        if engine != "auto" and engine not in RUNNERS:
+            raise ValueError(f"engine must be 'auto' or one of {sorted(RUNNERS)}, not {engine!r}")
         self.store = store or default_store()
         self.engine = engine
+        self.budget_ms = budget_ms
         self._batchers: dict[str, Batcher] = {}
         self._lock = threading.Lock()
-        self.kind = ""          # "tensorrt" or "onnxruntime", once a model is loaded
+        self.kind = ""          # the RUNNERS name in use, once a model is loaded
         self.detail = ""
 
     def batcher(self, model: str) -> Batcher:
         with self._lock:
             b = self._batchers.get(model)
             if b is None:
-                b = Batcher(self._runner(model))
+                from .gpu_runners import DeviceGather
+
+                runner = self._new_runner(model)
+                b = Batcher(runner, DeviceGather(runner), self.budget_ms)
                 self._batchers[model] = b
             return b
 
-    def _runner(self, model: str):
-        if self.engine in ("auto", "tensorrt"):
-            from ..models.tensorrt import available
+    def runner(self, model: str, stream: Any) -> BatchedRunner:
+        """A session's runner for `model`, its inputs written on `stream`; close it when the session ends."""
+        return BatchedRunner(self.batcher(model), SPECS[model], stream)
 
-            ok, why = available()
-            if ok:
-                runner = TrtRunner(model, self.store)
-                self.kind, self.detail = "tensorrt", f"TensorRT {why}, INT8 engines"
-                return runner
-            if self.engine == "tensorrt":
-                raise RuntimeError(why)
-            if self.kind != "onnxruntime":
-                log.warning("%s: the GPU backend runs the vision models on ONNX Runtime (CPU), "
-                            "with only the model-input crops copied to the host", why)
-            self.detail = f"{why}; ONNX Runtime CPU provider, model-input crops copied to the host"
-        runner = OrtRunner(model, self.store)
-        self.kind = "onnxruntime"
-        return runner
+    def _new_runner(self, model: str) -> Any:
+        skipped: list[str] = []
+        for name in AUTO if self.engine == "auto" else (self.engine,):
+            cls = runner_class(name)
+            ok, detail = cls.available()
+            if not ok:
+                skipped.append(detail)
+                continue
+            if skipped and self.kind != name:
+                log.warning("%s: the GPU backend runs the vision models on %s", "; ".join(skipped), detail)
+            self.kind, self.detail = name, "; ".join([*skipped, detail])
+            return cls(model, self.store)
+        raise RuntimeError("; ".join(skipped))
 
-    def warm_up(self, models=("full", "mesh")) -> None:
+    def warm_up(self, models=(DEFAULT_DETECTOR, "mesh")) -> None:
         import cupy as cp
 
         for m in models:
-            b = self.batcher(m)
             size = SPECS[m].size
-            b.run(cp.zeros((1, 3, size, size), cp.float32))
+            self.batcher(m).run(cp.zeros((1, 3, size, size), cp.float32))
 
     def stats(self) -> dict[str, dict]:
         return {m: vars(b.stats) | {"mean_batch": b.stats.mean_batch} for m, b in self._batchers.items()}
@@ -168,78 +131,45 @@ _models: GpuModels | None = None
 _models_lock = threading.Lock()
 
 
-def shared_models(store: ModelStore | None = None) -> GpuModels:
+def shared_models(store: ModelStore | None = None, budget_ms: float = DEFAULT_BUDGET_MS) -> GpuModels:
+    """The process's GpuModels, made by the first call (later calls' arguments are not used)."""
     global _models
     with _models_lock:
         if _models is None:
-            _models = GpuModels(store)
+            _models = GpuModels(store, budget_ms=budget_ms)
         return _models
 
 
-class _BatchedSession:
-    """Looks like an ONNX Runtime session to CpuVision (`run(names, {"input": x})`), but takes a
-    CuPy input written on the session's stream and sends it through the shared batcher."""
+class GpuVision:
+    """Implements the Vision protocol on CuPy frames (one instance per video session).
 
-    def __init__(self, batcher: Batcher, stream) -> None:
-        self.batcher = batcher
-        self.stream = stream
-        batcher.register()
-        self._closed = False
+    stream: the session's CUDA stream (model inputs are cut on it). models: the device runners
+    (default: shared_models(store)). detector, with_landmarks: as CpuVision; the other keyword
+    arguments are TrackerSettings. The session's stream is current in the calling thread only, so
+    the meshes of a frame run one after the other: on the GPU the concurrency comes from
+    batching the models across sessions.
+    """
 
-    def run(self, names, feeds):
+    def __init__(self, stream=None, models: GpuModels | None = None, store: ModelStore | None = None,
+                 detector: str = DEFAULT_DETECTOR, with_landmarks: bool = True, **settings) -> None:
         import cupy as cp
 
-        ready = cp.cuda.Event(disable_timing=True)
-        ready.record(self.stream)
-        out = self.batcher.run(feeds["input"], ready)
-        return [out[n] for n in names]
-
-    def close(self) -> None:
-        if not self._closed:
-            self._closed = True
-            self.batcher.unregister()
-
-
-class _SessionStore:
-    """Hands CpuVision batched GPU sessions in place of ONNX Runtime ones."""
-
-    def __init__(self, models: GpuModels, stream) -> None:
-        self.models, self.stream = models, stream
-        self.opened: list[_BatchedSession] = []
-
-    def session(self, model: str, precision: str = "int8", threads: int = 1):
-        s = _BatchedSession(self.models.batcher(model), self.stream)
-        self.opened.append(s)
-        return s
-
-
-class GpuVision(CpuVision):
-    """Implements the Vision protocol on CuPy frames; tracking as in CpuVision."""
-
-    def __init__(self, stream=None, models: GpuModels | None = None, **kwargs) -> None:
-        import cupy as cp
-
+        detector_spec(detector)
+        tracker_settings = TrackerSettings(**settings)
         self.stream = stream if stream is not None else cp.cuda.Stream(non_blocking=True)
-        self.models = models or shared_models(kwargs.get("store"))
-        self._gpu_store = _SessionStore(self.models, self.stream)
-        kwargs["store"] = self._gpu_store
-        # The session's CUDA stream is current in the calling thread only; on the GPU the
-        # concurrency comes from batching the models across sessions.
-        kwargs.setdefault("parallel", False)
-        super().__init__(**kwargs)
-        det = self._det_spec
-        self._det_in = GpuInputMaker(det.size, det.input_scale, det.input_offset, stream=self.stream)
-
-    def _new_mesh_input(self) -> GpuInputMaker:
-        m = self._mesh_spec
-        return GpuInputMaker(m.size, m.input_scale, m.input_offset, stream=self.stream)
+        self.models = models or shared_models(store)
+        with contextlib.ExitStack() as undo:     # a failed start leaves no runner registered
+            det = undo.enter_context(contextlib.closing(self.models.runner(detector, self.stream)))
+            mesh = undo.enter_context(contextlib.closing(self.models.runner("mesh", self.stream))) \
+                if with_landmarks else None
+            self.tracker = FaceTracker(det, mesh, functools.partial(GpuInputMaker, stream=self.stream),
+                                       tracker_settings)
+            undo.pop_all()
+        self.stats = self.tracker.stats
 
     def process(self, frame: Frame) -> list[Face]:
         with self.stream:
-            return super().process(frame)
+            return self.tracker.process(frame)
 
     def close(self) -> None:
-        for s in self._gpu_store.opened:
-            s.close()
-        self._gpu_store.opened = []
-        super().close()
+        self.tracker.close()

@@ -4,7 +4,8 @@ Only the small model-sized crop is converted from YUV to RGB; the full frame nev
 for the detector is made in NV12 (luma at the model's size, chroma at half of it, like the
 frame), converted to 8-bit RGB by OpenCV's BT.601 limited-range NV12 conversion and scaled into
 the model's float NCHW input buffer; the rotated mesh crop samples luma and chroma at every
-crop pixel and converts in float (the INT8 mesh is sensitive to its input's rounding). Coordinates are continuous pixel coordinates (pixel i covers [i, i+1)).
+crop pixel and converts in float (the INT8 mesh is sensitive to its input's rounding).
+Coordinates are continuous pixel coordinates (pixel i covers [i, i+1)).
 """
 from __future__ import annotations
 

@@ -1,8 +1,8 @@
 """Between-frame state: One Euro smoothing and face tracks with stable IDs."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 import math
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -45,13 +45,15 @@ class OneEuro:
 
 @dataclass
 class Track:
+    """One face followed across frames: by its mesh (`raw` holds the landmarks) or, where the
+    mesh does not confirm it, by the detector (`raw` is None, `box` and `keypoints` from it)."""
+
     id: int
-    roi: Roi
-    good_roi: Roi | None = None              # the region of the last mesh that found the face
+    roi: Roi                                 # where the next mesh looks
+    box: np.ndarray                          # (x0, y0, x1, y1), frame pixels
+    keypoints: np.ndarray                    # (6, 2), from the detector
     score: float = 0.0
-    raw: np.ndarray | None = None          # last raw landmarks (468, 3) or keypoints (6, 2)
-    box: np.ndarray | None = None
-    keypoints: np.ndarray | None = None
+    raw: np.ndarray | None = None            # the last mesh's landmarks (468, 3), before smoothing
+    good_roi: Roi | None = None              # the region of the last mesh that found the face
     filt: OneEuro = field(default_factory=OneEuro)
     box_filt: OneEuro = field(default_factory=OneEuro)
-    age: int = 0

@@ -42,7 +42,7 @@ def frames(clip_frames, photo):
 def mesh_crops(frames):
     """Face crops as the runtime cuts them, from the float detector's detections."""
     store = ModelStore()
-    det, dspec = store.session("short", "fp32"), SPECS["short"]
+    det, dspec = store.inference("short", "fp32"), SPECS["short"]
     dim, mim = InputMaker(dspec.size, dspec.input_scale, dspec.input_offset), InputMaker(192)
     crops = []
     for y, uv in frames:
@@ -62,7 +62,7 @@ def _rel(a, b):
 @pytest.mark.parametrize("model", ["short", "full"])
 def test_fp32_detector_matches_tflite(model, frames):
     spec = SPECS[model]
-    ref, ours = _tflite(spec), ModelStore().session(model, "fp32")
+    ref, ours = _tflite(spec), ModelStore().inference(model, "fp32")
     for x in B.detector_inputs(spec, frames[:8])[::2]:
         rb, rs = ref(x)
         ob, os_ = ours.run(["raw_regressors", "raw_scores"], {"input": x})
@@ -76,7 +76,7 @@ def test_fp32_detector_matches_tflite(model, frames):
 
 
 def test_fp32_mesh_matches_tflite(mesh_crops):
-    ref, ours = _tflite(SPECS["mesh"]), ModelStore().session("mesh", "fp32")
+    ref, ours = _tflite(SPECS["mesh"]), ModelStore().inference("mesh", "fp32")
     for x in mesh_crops[:6]:
         rl, rs = ref(x)
         ol, os_ = ours.run(["landmarks", "face_score"], {"input": x})
@@ -94,7 +94,7 @@ def _int8_detector_ious(model, frames, min_score):
     """IoU of the INT8 detector's best box with each face the TFLite reference finds with a
     score >= min_score (0 where the INT8 model has no box there), with the reference scores."""
     spec = SPECS[model]
-    ref, ours = _tflite(spec), ModelStore().session(model, "int8")
+    ref, ours = _tflite(spec), ModelStore().inference(model, "int8")
     ious, scores = [], []
     for x in B.detector_inputs(spec, frames):
         dets = [d for d in decode_reference(*ref(x), spec) if d["score"] >= min_score]
@@ -125,7 +125,7 @@ def test_int8_detector_boxes_match_tflite_down_to_score_05(model, detector_frame
 
 
 def test_int8_mesh_landmarks_within_nme(mesh_crops):
-    ref, ours = _tflite(SPECS["mesh"]), ModelStore().session("mesh", "int8")
+    ref, ours = _tflite(SPECS["mesh"]), ModelStore().inference("mesh", "int8")
     nmes = []
     for x in mesh_crops:
         rl = ref(x)[0].reshape(468, 3)

@@ -8,7 +8,6 @@ import shutil
 import numpy as np
 import onnx
 import pytest
-
 from facestream.engines.models import cli
 from facestream.engines.models.specs import PRECISIONS, SPECS
 from facestream.engines.models.store import DATA_DIR, ModelError, ModelStore
@@ -39,11 +38,11 @@ def test_corrupted_model_is_reported_with_file_and_fix(data_copy, tmp_path, monk
     target.write_bytes(bytes(raw))
     store = ModelStore(data_dir=data_copy)
     with pytest.raises(ModelError) as e:
-        store.session("short", "fp32")
+        store.inference("short", "fp32")
     msg = str(e.value)
     assert str(target) in msg and "corrupted" in msg and "facestream models build" in msg
     # the other models still load
-    store.session("mesh", "fp32")
+    store.inference("mesh", "fp32")
     assert any(str(target) in p for p in store.verify())
 
 
@@ -115,23 +114,23 @@ def test_load_warms_up_and_reports_ready():
     assert store.ready
 
 
-def test_sessions_are_shared_and_verified_once(data_copy, tmp_path):
+def test_inferences_are_shared_and_verified_once(data_copy, tmp_path):
     store = ModelStore(data_dir=data_copy, home=tmp_path / "home")
-    a = store.session("mesh", "fp32")
-    assert store.session("mesh", "fp32") is a
-    assert store.session("mesh", "fp32", threads=2) is not a
-    assert store.session("mesh", "int8") is not a
-    # a file corrupted after loading: the shared session keeps running on the verified bytes,
+    a = store.inference("mesh", "fp32")
+    assert store.inference("mesh", "fp32") is a
+    assert store.inference("mesh", "fp32", threads=2) is not a
+    assert store.inference("mesh", "int8") is not a
+    # a file corrupted after loading: the shared inference keeps running on the verified bytes,
     # and the next load from disk reports it
     target = data_copy / SPECS["mesh"].file("fp32")
     target.write_bytes(b"corrupted")
     x = np.zeros((1, 3, 192, 192), np.float32)
     assert a.run(["landmarks"], {"input": x})[0].shape == (1, 468, 3)
-    store.clear_sessions()
+    store.unload()
     with pytest.raises(ModelError, match="corrupted"):
-        store.session("mesh", "fp32")
+        store.inference("mesh", "fp32")
     with pytest.raises(ModelError, match="corrupted"):
-        ModelStore(data_dir=data_copy, home=tmp_path / "home").session("mesh", "fp32")
+        ModelStore(data_dir=data_copy, home=tmp_path / "home").inference("mesh", "fp32")
 
 
 def test_vision_session_start_is_cheap():

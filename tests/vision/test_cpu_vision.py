@@ -5,7 +5,6 @@ from collections import Counter
 
 import numpy as np
 import pytest
-
 from facestream.engines.frame import Frame
 from facestream.engines.vision import geometry as geo
 from facestream.engines.vision.cpu import CpuVision
@@ -33,7 +32,7 @@ def test_faces_found_in_clip_frames_like_the_reference(clip_faces):
 def _id_continuity(faces) -> float:
     """Share of faces that overlap a face of the previous frame and carry its ID."""
     same = total = 0
-    for prev, cur in zip(faces, faces[1:]):
+    for prev, cur in zip(faces, faces[1:], strict=False):
         for f in cur:
             match = [p for p in prev if geo.box_iou(f.box, p.box) > 0.5]
             if match:
@@ -155,8 +154,8 @@ def test_faces_of_a_frame_meshed_side_by_side_give_the_same_result(clip_frames):
         runs.append([v.process(f) for f in part])
         v.close()
     assert max(len(f) for f in runs[0]) >= 3
-    for a, b in zip(*runs):
+    for a, b in zip(*runs, strict=True):
         assert [f.id for f in a] == [f.id for f in b]
-        for fa, fb in zip(a, b):
+        for fa, fb in zip(a, b, strict=True):
             assert np.array_equal(fa.box, fb.box)
             assert (fa.landmarks is None and fb.landmarks is None) or np.array_equal(fa.landmarks, fb.landmarks)

@@ -1,0 +1,274 @@
+"""Face tracking on any device: detector when needed, the face mesh from frame to frame.
+
+The tracker is given its parts: a detector runner, a mesh runner (or none: detector only, on
+every frame), a maker of model inputs and how to map work over the faces of a frame. It cuts the
+model inputs, hands them to the runners and turns their host outputs into tracks, so CPU and GPU
+stages share every tracking decision and differ only in where inputs are cut and models run.
+"""
+from __future__ import annotations
+
+import functools
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..frame import Frame
+from . import geometry as geo
+from .base import Detection, InputMakerFactory, ModelInputMaker, ModelRunner
+from .face import Face
+from .tracking import OneEuro, Track
+
+MESH_MIN_SCORE = 0.5          # face flag under this: the tracked face is lost
+DET_ONLY_MIN_SCORE = 0.6      # a detection the mesh does not confirm is reported above this
+KEEP_LOST = 30                # frames a lost face's ID is kept for when it comes back
+SAME_FACE_IOU = 0.4           # a detection overlapping a track this much is that track's face
+SAME_LOST_IOU = 0.3           # a detection overlapping a lost face this much gets its ID back
+DUPLICATE_IOU = 0.5           # two tracks overlapping more than this follow one face: one is dropped
+IDLE_DETECT_EVERY = 2         # while no face is tracked, the detector runs every N frames (1: every frame)
+
+FaceMap = Callable[[Callable[[Track], bool], list[Track]], Iterable[bool]]
+
+
+@dataclass(frozen=True)
+class TrackerSettings:
+    """How often the detector runs, how many faces are kept, and the landmark smoothing.
+
+    max_faces: most faces reported per frame. detect_every: while faces are tracked and fewer
+    than max_faces, look for new ones every N frames (and at once when a tracked face is lost;
+    with max_faces tracked, the mesh alone follows them, as MediaPipe's face mesh does).
+    idle_detect_every: while no face is tracked, run the detector every N frames (a new face is
+    picked up at most N-1 frames late; the detector is the costliest model). min_score: the
+    detector's score threshold. smoothing: One Euro filter (min_cutoff, beta) on landmarks and
+    boxes; fps: the frame rate it assumes.
+    """
+
+    max_faces: int = 4
+    detect_every: int = 10
+    idle_detect_every: int = IDLE_DETECT_EVERY
+    min_score: float = 0.5
+    smoothing: bool = True
+    fps: float = 30.0
+    min_cutoff: float = 1.0
+    beta: float = 20.0
+
+    def __post_init__(self) -> None:
+        if self.max_faces < 1 or self.detect_every < 1 or self.idle_detect_every < 1:
+            raise ValueError("max_faces, detect_every and idle_detect_every must be >= 1")
+
+
+class FaceTracker:
+    """Implements the Vision protocol (one instance per video session; not thread-safe).
+
+    detector, mesh: the model runners (mesh None: detector only, on every frame). make_input:
+    makes the input makers (one for the detector, one per mesh in flight). map_faces: runs the
+    meshes of a frame's tracked faces (`map`: one after the other; a thread pool's map: side by
+    side, the same results sooner).
+    """
+
+    def __init__(self, detector: ModelRunner, mesh: ModelRunner | None, make_input: InputMakerFactory,
+                 settings: TrackerSettings | None = None, map_faces: FaceMap = map) -> None:
+        self.settings = s = settings or TrackerSettings()
+        self._detector, self._mesh = detector, mesh
+        self._make_input, self._map_faces = make_input, map_faces
+        spec = detector.spec
+        self._det_in = make_input(spec.size, spec.input_scale, spec.input_offset)
+        self._spare_inputs: list[ModelInputMaker] = []   # mesh input makers not in use
+        self._dt = 1.0 / s.fps
+        self._tracks: list[Track] = []
+        self._lost: list[tuple[Track, int]] = []          # (track, frame it was lost in)
+        self._next_id = 1
+        self._since_detect = 1 << 30
+        self._frame_no = 0
+        self._count_lock = threading.Lock()
+        self.stats = {"detector_runs": 0, "mesh_runs": 0}
+
+    # ------------------------------------------------------------------ model calls
+    def detect(self, frame: Frame) -> list[Detection]:
+        """Detector alone: faces in frame pixels, best first."""
+        x, (s, px, py) = self._det_in.letterbox(frame.y, frame.uv)
+        out = self._detector.run(x)
+        self.stats["detector_runs"] += 1
+        scores, boxes, kps = out["scores"], out["boxes"], out["keypoints"]
+        n = self._detector.spec.size
+        found = []
+        for i in np.nonzero(scores[0] > self.settings.min_score)[0]:
+            box = ((boxes[0, i] * n - (px, py, px, py)) / s).astype(np.float32)
+            kp = ((kps[0, i] * n - (px, py)) / s).astype(np.float32)
+            found.append(Detection(box, kp, float(scores[0, i])))
+        found.sort(key=lambda d: -d.score)
+        return found
+
+    def mesh(self, frame: Frame, roi: geo.Roi) -> tuple[np.ndarray, float]:
+        """Mesh on a rotated crop: (468, 3) landmarks in frame pixels and the face score."""
+        if self._mesh is None:
+            raise RuntimeError("this tracker runs the detector only")
+        spec = self._mesh.spec
+        # an input maker per mesh in flight: the spares are the ones no running mesh uses
+        maker = self._spare_inputs.pop() if self._spare_inputs else \
+            self._make_input(spec.size, spec.input_scale, spec.input_offset)
+        try:
+            out = self._mesh.run(maker.affine(frame.y, frame.uv, roi.matrix(spec.size)))
+        finally:
+            self._spare_inputs.append(maker)
+        with self._count_lock:
+            self.stats["mesh_runs"] += 1
+        return geo.landmarks_to_frame(out["landmarks"][0], roi, spec.size), float(out["face_score"][0, 0])
+
+    # ------------------------------------------------------------------ tracking
+    def process(self, frame: Frame) -> list[Face]:
+        if self._mesh is None:
+            return self._process_detect_only(frame)
+        self._since_detect += 1
+        tracked = [t for t in self._tracks if t.raw is not None]
+        dets = self.detect(frame) if self._detection_due(len(tracked)) else None
+        alive = self._follow(frame, tracked)
+        if len(alive) < len(tracked) and dets is None:
+            dets = self.detect(frame)       # a face was lost in this frame: find it again at once
+        lost = [t for t in self._tracks if t not in alive] + self._recent_lost()
+        if dets is not None:
+            self._since_detect = 0
+            self._adopt(frame, dets, alive, lost)
+        self._remember(t for t in lost if t not in alive)
+        self._tracks = self._deduplicated(alive)
+        return [self._face(t) for t in self._tracks]
+
+    def _detection_due(self, tracked: int) -> bool:
+        s = self.settings
+        if not self._tracks:
+            # nothing to track: look for faces every `idle_detect_every` frames
+            return self._since_detect >= s.idle_detect_every
+        if tracked >= s.max_faces:
+            return False     # no room for another face: the mesh alone keeps the tracks
+        # new faces every `detect_every` frames; faces the mesh did not confirm follow the
+        # detector, so it runs on every frame while there is one
+        return self._since_detect >= s.detect_every or tracked < len(self._tracks)
+
+    def _follow(self, frame: Frame, tracked: list[Track]) -> list[Track]:
+        """The tracked faces the mesh still finds in `frame` (their tracks updated)."""
+        update = functools.partial(self._update_mesh, frame)
+        found = list(self._map_faces(update, tracked)) if len(tracked) > 1 else [update(t) for t in tracked]
+        return [t for t, ok in zip(tracked, found, strict=True) if ok]
+
+    def _update_mesh(self, frame: Frame, track: Track) -> bool:
+        roi = track.roi
+        lm, score = self.mesh(frame, roi)
+        if score < MESH_MIN_SCORE and track.good_roi is not None and track.good_roi != roi:
+            # On a turned face the region drawn around the landmarks can drift off the face;
+            # the region that last worked usually still does, for one mesh instead of a detection.
+            roi = track.good_roi
+            lm, score = self.mesh(frame, roi)
+            if score >= MESH_MIN_SCORE:
+                track.score, track.raw = score, lm
+                track.roi, track.box = roi, geo.box_from_landmarks(lm)
+                return True
+        if score < MESH_MIN_SCORE:
+            return False
+        track.score, track.raw = score, lm
+        track.good_roi = roi
+        track.roi = geo.roi_from_landmarks(lm)
+        track.box = geo.box_from_landmarks(lm)
+        return True
+
+    def _adopt(self, frame: Frame, dets: list[Detection], alive: list[Track], lost: list[Track]) -> None:
+        """Adds the detected faces no live track follows to `alive`, best first, up to max_faces:
+        a face lost recently near a detection gets its ID back (and leaves `lost`)."""
+        for det in dets:
+            if len(alive) >= self.settings.max_faces:
+                break
+            if any(geo.box_iou(det.box, t.box) > SAME_FACE_IOU for t in alive):
+                continue
+            t = self._reclaim(det.box, lost)
+            if t is not None:
+                lost.remove(t)
+            else:
+                t = self._new_track(det)
+            t.roi, t.good_roi = geo.roi_from_detection(det.box, det.keypoints), None
+            if not self._update_mesh(frame, t):
+                if det.score < DET_ONLY_MIN_SCORE:
+                    continue
+                # the mesh does not confirm it (occluded, turned away): report the detection
+                t.raw, t.box, t.keypoints, t.score = None, det.box, det.keypoints, det.score
+                t.filt.reset()
+            alive.append(t)
+
+    def _process_detect_only(self, frame: Frame) -> list[Face]:
+        tracks: list[Track] = []
+        candidates = self._tracks + self._recent_lost()
+        for det in self.detect(frame)[: self.settings.max_faces]:
+            t = self._reclaim(det.box, [t for t in candidates if t not in tracks])
+            if t is None:
+                t = self._new_track(det)
+            t.box, t.keypoints, t.score = det.box, det.keypoints, det.score
+            tracks.append(t)
+        self._remember(t for t in self._tracks if t not in tracks)
+        self._tracks = tracks
+        return [self._detection_face(t) for t in tracks]
+
+    # ------------------------------------------------------------------ track bookkeeping
+    def _new_track(self, det: Detection) -> Track:
+        s = self.settings
+        t = Track(self._next_id, geo.roi_from_detection(det.box, det.keypoints), det.box, det.keypoints,
+                  filt=OneEuro(s.min_cutoff, s.beta), box_filt=OneEuro(s.min_cutoff, s.beta))
+        self._next_id += 1
+        return t
+
+    def _reclaim(self, box: np.ndarray, candidates: list[Track]) -> Track | None:
+        """The candidate overlapping `box` most, if enough to be the same face; it is no longer lost."""
+        prev = max(candidates, key=lambda t: geo.box_iou(box, t.box), default=None)
+        if prev is None or geo.box_iou(box, prev.box) <= SAME_LOST_IOU:
+            return None
+        self._lost = [(o, n) for o, n in self._lost if o is not prev]
+        return prev
+
+    def _recent_lost(self) -> list[Track]:
+        """Tracks lost within the last KEEP_LOST frames: a face found again near where one was
+        lost gets its ID back."""
+        self._frame_no += 1
+        self._lost = [(t, n) for t, n in self._lost if self._frame_no - n <= KEEP_LOST]
+        return [t for t, _ in self._lost]
+
+    def _remember(self, tracks: Iterable[Track]) -> None:
+        ids = {t.id for t, _ in self._lost}
+        for t in tracks:
+            if t.id not in ids:
+                self._lost.append((t, self._frame_no))
+            else:
+                self._lost = [(o, self._frame_no if o.id == t.id and o is t else n) for o, n in self._lost]
+
+    def _deduplicated(self, tracks: list[Track]) -> list[Track]:
+        """Tracks by ID, at most max_faces, none overlapping an older (or mesh-followed) one much."""
+        out: list[Track] = []
+        for t in sorted(tracks, key=lambda t: (t.raw is None, t.id)):
+            if all(geo.box_iou(t.box, o.box) <= DUPLICATE_IOU for o in out):
+                out.append(t)
+        return sorted(out, key=lambda t: t.id)[: self.settings.max_faces]
+
+    # ------------------------------------------------------------------ output
+    def _face(self, t: Track) -> Face:
+        if t.raw is None:
+            return self._detection_face(t)
+        lm = t.raw
+        if self.settings.smoothing:
+            lm = t.filt(lm, self._dt, scale=t.roi.size / geo.ROI_SCALE)
+        box = geo.box_from_landmarks(lm)
+        kps = geo.keypoints_from_landmarks(lm)
+        if self.settings.smoothing:   # keeps the box filter warm for frames where only the detector sees it
+            t.box_filt(np.concatenate([box, kps.ravel()]), self._dt, scale=float(box[2] - box[0]))
+        return Face(id=t.id, box=box, score=t.score, keypoints=kps, landmarks=lm.astype(np.float32))
+
+    def _detection_face(self, t: Track) -> Face:
+        v = np.concatenate([t.box, t.keypoints.ravel()])
+        if self.settings.smoothing:
+            v = t.box_filt(v, self._dt, scale=float(t.box[2] - t.box[0]))
+        return Face(id=t.id, box=v[:4].astype(np.float32), score=t.score,
+                    keypoints=v[4:].reshape(6, 2).astype(np.float32))
+
+    def close(self) -> None:
+        """Releases the runners (the one cleanup path); the tracker is not used after it."""
+        self._tracks, self._lost = [], []
+        self._detector.close()
+        if self._mesh is not None:
+            self._mesh.close()
+
