@@ -1,7 +1,7 @@
-"""The frame every stage passes on: NV12 planes plus the timing that travels with them."""
+"""The picture every stage passes on: NV12 planes, its pts and its index in the stream."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 
@@ -18,7 +18,6 @@ class Frame:
     uv: Any
     pts: int
     index: int = 0
-    timings: dict[str, float] = field(default_factory=dict)
 
     @property
     def width(self) -> int:

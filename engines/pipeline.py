@@ -1,20 +1,22 @@
 """The per-session pipeline: decode -> vision -> effects -> encode, as plain synchronous steps.
 
-The server runs `FrontEnd` (decode, vision), `EffectsStage` and `BackEnd` (encode) in worker
+The server runs `DecodeStage` (decode, then vision), `EffectsStage` and `EncodeStage` in worker
 threads, one call at a time each, so the stages of consecutive frames overlap: frame n is
 encoded while frame n+1 gets its effects and frame n+2 is decoded and searched for faces.
-Vision stays in one stage because tracking carries state from frame to frame.
+Vision runs in the decode stage's call because tracking carries state from frame to frame.
+Every stage takes and returns `FrameInFlight`, the one record of a frame on its way through.
 """
 from __future__ import annotations
 
 import time
 from collections import deque
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Callable
 
 from .codec.base import CodecError, Decoder, EncodedPacket, Encoder, EncoderSettings
-from .effects.base import EffectSettings, Effects
+from .effects.base import Effects, EffectSettings
 from .frame import Frame
+from .stages import QUEUED, TOTAL, FrameStatus, Stage
 from .vision.base import Vision
 from .vision.face import Face
 
@@ -24,24 +26,41 @@ class FrameTooLarge(CodecError):
 
 
 @dataclass
-class ProcessedFrame:
+class FrameInFlight:
+    """One frame from its packet's arrival at the server to its response."""
+
     frame: Frame
-    faces: list[Face]
+    # time.perf_counter() when its packet arrived (when the decoder flushed it out, for the last frames).
+    arrived: float
     # The effect settings in force when the frame was decoded.
     settings: EffectSettings
-    # False when the frame skipped vision and effects to keep up (real-time policy).
-    processed: bool = True
+    status: FrameStatus = FrameStatus.PROCESSED
+    faces: list[Face] = field(default_factory=list)
+    # Milliseconds, by the names in stages.TIMINGS.
+    timings: dict[str, float] = field(default_factory=dict)
+    # Set by the encode stage; stays None for a dropped frame.
+    packet: EncodedPacket | None = None
+
+    @property
+    def processed(self) -> bool:
+        return self.status is FrameStatus.PROCESSED
 
     @property
     def effects_version(self) -> int:
         return self.settings.version
+
+    def finish(self, now: float) -> None:
+        """Adds the total time since arrival, and the part of it spent waiting between stages."""
+        total = (now - self.arrived) * 1000.0
+        self.timings[TOTAL] = total
+        self.timings[QUEUED] = max(0.0, total - sum(self.timings.get(stage, 0.0) for stage in Stage))
 
 
 def _ms(start: float) -> float:
     return (time.perf_counter() - start) * 1000.0
 
 
-class FrontEnd:
+class DecodeStage:
     """Decode, then find faces in each decoded frame when effects or the client need them."""
 
     def __init__(
@@ -71,29 +90,31 @@ class FrontEnd:
                 f"{self.declared[0]}x{self.declared[1]}; fix the config, or leave width and height 0"
             )
 
-    def _finish(self, frames: list[Frame], decode_ms: float, skip: bool) -> list[ProcessedFrame]:
+    def _finish(self, frames: list[Frame], decode_ms: float, arrived: float, skip: bool) -> list[FrameInFlight]:
         out = []
         for frame in frames:
             self._check_size(frame)
-            frame.timings["decode_ms"] = decode_ms / max(1, len(frames))
-            settings = self.settings
-            faces: list[Face] = []
-            if not skip and (self.report_faces or settings.active):
+            item = FrameInFlight(frame, arrived, self.settings)
+            item.timings[Stage.DECODE] = decode_ms / max(1, len(frames))
+            if skip:
+                item.status = FrameStatus.PASSED_THROUGH
+            elif self.report_faces or item.settings.active:
                 t = time.perf_counter()
-                faces = self.vision.process(frame)
-                frame.timings["vision_ms"] = _ms(t)
-            out.append(ProcessedFrame(frame, faces, settings, processed=not skip))
+                item.faces = self.vision.process(frame)
+                item.timings[Stage.VISION] = _ms(t)
+            out.append(item)
         return out
 
-    def push(self, data: bytes, pts: int, skip: bool = False) -> list[ProcessedFrame]:
+    def push(self, data: bytes, pts: int, arrived: float, skip: bool = False) -> list[FrameInFlight]:
+        """The frames the packet completes; `skip`: pass them through without vision and effects."""
         t = time.perf_counter()
         frames = self.decoder.decode(data, pts)
-        return self._finish(frames, _ms(t), skip)
+        return self._finish(frames, _ms(t), arrived, skip)
 
-    def flush(self) -> list[ProcessedFrame]:
+    def flush(self) -> list[FrameInFlight]:
         t = time.perf_counter()
         frames = self.decoder.flush()
-        return self._finish(frames, _ms(t), False)
+        return self._finish(frames, _ms(t), time.perf_counter(), False)
 
     def close(self) -> None:
         self.decoder.close()
@@ -106,16 +127,16 @@ class EffectsStage:
     def __init__(self, effects: Effects) -> None:
         self.effects = effects
 
-    def apply(self, pf: ProcessedFrame) -> ProcessedFrame:
-        if pf.processed and pf.settings.active:
+    def apply(self, item: FrameInFlight) -> FrameInFlight:
+        if item.processed and item.settings.active:
             t = time.perf_counter()
-            self.effects.apply(pf.frame, pf.faces, pf.settings)
-            pf.frame.timings["effects_ms"] = _ms(t)
-        return pf
+            self.effects.apply(item.frame, item.faces, item.settings)
+            item.timings[Stage.EFFECTS] = _ms(t)
+        return item
 
 
-class BackEnd:
-    """Encode, pairing each packet with its frame in order; dropped frames keep their place.
+class EncodeStage:
+    """Encode, giving each frame its packet, in order; dropped frames keep their place.
 
     The encoder is created on the first frame, when the size is known.
     """
@@ -124,41 +145,41 @@ class BackEnd:
         self._make_encoder = make_encoder
         self._settings = settings
         self.encoder: Encoder | None = None
-        # Frames handed to the encoder (or dropped) whose packet has not been returned yet.
-        self._waiting: deque[list] = deque()
+        # Frames handed to the encoder (or dropped) that have not been returned yet.
+        self._waiting: deque[FrameInFlight] = deque()
 
-    def _ready(self, packets: list[EncodedPacket]) -> list[tuple[ProcessedFrame, EncodedPacket | None]]:
+    def _ready(self, packets: list[EncodedPacket]) -> list[FrameInFlight]:
         it = iter(packets)
-        for entry in self._waiting:
-            if entry[1] is None and not entry[2]:
+        for item in self._waiting:
+            if item.packet is None and item.status is not FrameStatus.DROPPED:
                 packet = next(it, None)
                 if packet is None:
                     break
-                entry[1] = packet
+                item.packet = packet
         extra = sum(1 for _ in it)
         if extra:
             raise CodecError(f"the encoder returned {extra} more packets than it was given frames")
         out = []
-        while self._waiting and (self._waiting[0][1] is not None or self._waiting[0][2]):
-            pf, packet, _ = self._waiting.popleft()
-            out.append((pf, packet))
+        while self._waiting and (self._waiting[0].packet is not None
+                                 or self._waiting[0].status is FrameStatus.DROPPED):
+            out.append(self._waiting.popleft())
         return out
 
-    def encode(self, pf: ProcessedFrame, drop: bool = False) -> list[tuple[ProcessedFrame, EncodedPacket | None]]:
-        """Packets ready so far, each with its frame; a dropped frame comes back with None."""
-        self._waiting.append([pf, None, drop])
-        if drop:
+    def encode(self, item: FrameInFlight) -> list[FrameInFlight]:
+        """The frames whose packets are ready so far; a dropped frame is not encoded and has none."""
+        self._waiting.append(item)
+        if item.status is FrameStatus.DROPPED:
             return self._ready([])
-        frame = pf.frame
+        frame = item.frame
         if self.encoder is None:
             self._settings = replace(self._settings, width=frame.width, height=frame.height)
             self.encoder = self._make_encoder(self._settings)
         t = time.perf_counter()
         packets = self.encoder.encode(frame)
-        frame.timings["encode_ms"] = _ms(t)
+        item.timings[Stage.ENCODE] = _ms(t)
         return self._ready(packets)
 
-    def flush(self) -> list[tuple[ProcessedFrame, EncodedPacket | None]]:
+    def flush(self) -> list[FrameInFlight]:
         out = self._ready(self.encoder.flush() if self.encoder else [])
         if self._waiting:
             raise CodecError(f"the encoder lost {len(self._waiting)} frames at the end of the stream")

@@ -14,11 +14,13 @@ from grpc_reflection.v1alpha import reflection
 from facestream.engines import backend as backends
 from facestream.engines.models.store import default_store
 
-from .auth import AuthInterceptor, Authenticator
-from .config import ServerConfig
+from .auth import Authenticator, AuthInterceptor
+from .config import ConfigurationError, ServerConfig
+from .errors import SessionError
 from .metrics import Metrics
-from .service import SERVICE_NAME, FaceStreamService, add_to_server, error_response
-from .session import SessionError
+from .responses import error_response
+from .service import BackendResolver, FaceStreamService
+from .wire import SERVICE_NAME, add_to_server
 
 log = logging.getLogger("facestream.server")
 
@@ -72,14 +74,17 @@ def server_credentials(config: ServerConfig) -> grpc.ServerCredentials | None:
 
 
 class FaceStreamServer:
-    """A running server; `port` is the bound port (useful with port 0), `metrics_port` likewise."""
+    """A running server; `port` is the bound port (useful with port 0), `metrics_port` likewise.
 
-    def __init__(self, config: ServerConfig) -> None:
+    `resolve` picks each session's backend (see FaceStreamService)."""
+
+    def __init__(self, config: ServerConfig, resolve: BackendResolver = backends.resolve) -> None:
         self.config = config
         if config.backend == "gpu":
             ok, why = backends.gpu_backend_ready()
             if not ok:
-                raise ConfigurationError(f"--backend gpu: no usable GPU on this host ({why}); use --backend cpu or auto")
+                raise ConfigurationError(
+                    f"--backend gpu: no usable GPU on this host ({why}); use --backend cpu or auto")
         self.executor = ThreadPoolExecutor(config.worker_threads, thread_name_prefix="facestream-stage")
         self.metrics = Metrics()
         try:
@@ -93,7 +98,7 @@ class FaceStreamServer:
             interceptors.append(AuthInterceptor(self.auth, (SERVICE_NAME,), self.metrics, in_band,
                                                 config.error_drain_seconds))
         self.grpc = grpc.aio.server(options=grpc_options(config), interceptors=interceptors)
-        self.service = FaceStreamService(config, self.executor, self.metrics)
+        self.service = FaceStreamService(config, self.executor, self.metrics, resolve)
         self.metrics.watch_queues(self.service.queue_depths)
         add_to_server(self.service, self.grpc)
         self.health = health.aio.HealthServicer()
@@ -132,7 +137,7 @@ class FaceStreamServer:
                  "TLS" if self.config.tls_cert_file else "plaintext", "on" if self.auth.enabled else "off",
                  "on" if self.config.reflection else "off")
         await asyncio.get_running_loop().run_in_executor(self.executor, self._load_models)
-        self.service.ready = True
+        self.service.slots.ready = True
         self.metrics.model_ready.set(1)
         await self._set_health(health_pb2.HealthCheckResponse.SERVING)
         log.info("serving on %s:%d", self.config.host, self.port)
@@ -140,11 +145,11 @@ class FaceStreamServer:
     async def drain(self, grace: float) -> bool:
         """NOT_SERVING, new sessions get UNAVAILABLE, running ones get up to `grace` seconds to
         finish; returns whether all finished in time."""
-        self.service.draining = True
+        self.service.slots.draining = True
         self.metrics.draining.set(1)
         await self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
         try:
-            await asyncio.wait_for(self.service.idle.wait(), grace)
+            await asyncio.wait_for(self.service.slots.idle.wait(), grace)
             return True
         except asyncio.TimeoutError:
             return False
@@ -157,10 +162,6 @@ class FaceStreamServer:
         await self.grpc.stop(grace)
         self.metrics.stop()
         self.executor.shutdown(wait=False, cancel_futures=True)
-
-
-class ConfigurationError(Exception):
-    """A setting the server cannot start with (bad key file, missing certificate, ...)."""
 
 
 async def serve(config: ServerConfig) -> int:

@@ -11,18 +11,17 @@ import sys
 from facestream.engines.models import cli as models_cli
 from facestream.engines.models.store import ModelError
 
-from . import auth
+from . import auth, logs
 from . import config as server_config
-from . import logs
-from .app import ConfigurationError, serve
+from .app import serve
 
 
 def _serve(args: argparse.Namespace) -> int:
-    cfg = server_config.load(args)
-    logs.configure(cfg.log_level, cfg.log_format)
     try:
+        cfg = server_config.load(args)
+        logs.configure(cfg.log_level, cfg.log_format)
         stuck = asyncio.run(serve(cfg))
-    except (OSError, ModelError, ConfigurationError) as exc:
+    except (OSError, ModelError, server_config.ConfigurationError) as exc:
         print(f"facestream: {exc}", file=sys.stderr)
         return 1
     if stuck:

@@ -4,7 +4,11 @@ from __future__ import annotations
 import argparse
 import os
 from dataclasses import MISSING, dataclass, field, fields
-from typing import Any
+from typing import Any, Mapping
+
+
+class ConfigurationError(Exception):
+    """A setting the server cannot start with (a bad value, a bad key file, a missing certificate, ...)."""
 
 
 @dataclass
@@ -23,7 +27,8 @@ class ServerConfig:
     workers: int = field(default=0, metadata={"help": "threads running pipeline stages (0: 2 x cores + 2)"})
     queue_depth: int = field(default=4, metadata={"help": "frames buffered between stages of a session"})
     error_drain_seconds: float = field(
-        default=2.0, metadata={"help": "after an error or the final stats, how long the server waits for the client to stop sending before closing the stream"}
+        default=2.0, metadata={"help": "after an error or the final stats, how long the server waits for the client "
+                                       "to stop sending before closing the stream"}
     )
     stage_timeout_seconds: float = field(
         default=30.0, metadata={"help": "a stage call (decode, vision, effects or encode of one frame) not done after "
@@ -32,10 +37,12 @@ class ServerConfig:
     )
     grace_seconds: float = field(default=30.0, metadata={"help": "how long running sessions may finish on SIGTERM"})
     max_fps: float = field(
-        default=120.0, metadata={"help": "highest input frame rate (declared in the config or measured from pts); 0: no limit"}
+        default=120.0,
+        metadata={"help": "highest input frame rate (declared in the config or measured from pts); 0: no limit"},
     )
     idle_timeout_seconds: float = field(
-        default=60.0, metadata={"help": "a session that sends nothing for this long is closed to free its slot (0: never)"}
+        default=60.0,
+        metadata={"help": "a session that sends nothing for this long is closed to free its slot (0: never)"},
     )
     max_session_seconds: float = field(
         default=4 * 3600.0, metadata={"help": "longest a session may run before RESOURCE_EXHAUSTED; 0: no limit"}
@@ -47,7 +54,8 @@ class ServerConfig:
     )
     # Connection management (long streams behind a load balancer).
     keepalive_seconds: float = field(
-        default=60.0, metadata={"help": "send an HTTP/2 ping after this long without activity on a connection; 0: never"}
+        default=60.0,
+        metadata={"help": "send an HTTP/2 ping after this long without activity on a connection; 0: never"},
     )
     keepalive_timeout_seconds: float = field(
         default=20.0, metadata={"help": "close a connection whose keepalive ping is not answered within this"}
@@ -79,7 +87,9 @@ class ServerConfig:
         default="", metadata={"help": "accept HS256 JWTs signed with this secret (prefer the environment variable: "
                                       "flags show in process listings)"}
     )
-    jwt_public_key_file: str = field(default="", metadata={"help": "accept RS256 JWTs verified with this PEM public key"})
+    jwt_public_key_file: str = field(
+        default="", metadata={"help": "accept RS256 JWTs verified with this PEM public key"}
+    )
     jwt_audience: str = field(default="facestream", metadata={"help": "required JWT audience (aud)"})
     jwt_issuer: str = field(default="", metadata={"help": "required JWT issuer (iss); empty: any"})
     max_sessions_per_key: int = field(
@@ -130,20 +140,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
             parser.add_argument(flag, type=kind, default=None, choices=f.metadata.get("choices"), help=help_text)
 
 
-def load(args: argparse.Namespace | None = None, env: dict[str, str] | None = None) -> ServerConfig:
-    env = os.environ if env is None else env
+def load(args: argparse.Namespace | None = None, env: Mapping[str, str] | None = None) -> ServerConfig:
+    """The settings from defaults, FACESTREAM_* variables (`env`, default os.environ) and flags; raises
+    ConfigurationError for a variable that does not parse."""
+    variables = os.environ if env is None else env
     values: dict[str, Any] = {}
     for f in fields(ServerConfig):
         kind = type(f.default)
-        if _env_name(f.name) in env:
-            raw = env[_env_name(f.name)]
+        if _env_name(f.name) in variables:
+            raw = variables[_env_name(f.name)]
             try:
                 values[f.name] = _parse(kind, raw)
             except ValueError:
-                raise SystemExit(f"{_env_name(f.name)}={raw!r} is not a valid {kind.__name__}") from None
+                raise ConfigurationError(f"{_env_name(f.name)}={raw!r} is not a valid {kind.__name__}") from None
             choices = f.metadata.get("choices")
             if choices and values[f.name] not in choices:
-                raise SystemExit(f"{_env_name(f.name)}={raw!r}: choose one of {', '.join(choices)}")
+                raise ConfigurationError(f"{_env_name(f.name)}={raw!r}: choose one of {', '.join(choices)}")
         if args is not None and getattr(args, f.name, None) is not None:
             values[f.name] = getattr(args, f.name)
     return ServerConfig(**values)

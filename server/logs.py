@@ -33,8 +33,8 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
-        if getattr(record, "session_id", ""):
-            out["session_id"] = record.session_id
+        if sid := getattr(record, "session_id", ""):
+            out["session_id"] = sid
         for key, value in vars(record).items():
             if key not in _STANDARD and key not in out and key != "session_id":
                 out[key] = value

@@ -3,27 +3,29 @@ from __future__ import annotations
 
 import logging
 from typing import Callable, Iterable
+from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 from prometheus_client.core import GaugeMetricFamily
 
+from facestream.engines.stages import TIMINGS, FrameStatus, Queue
+
 log = logging.getLogger("facestream.metrics")
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12)
-STAGES = ("decode", "vision", "effects", "encode", "queue", "total")
 
 
 class _QueueCollector:
     """Queue depths summed over the running sessions, read at scrape time."""
 
-    def __init__(self, depths: Callable[[], dict[str, int]]) -> None:
+    def __init__(self, depths: Callable[[], dict[Queue, int]]) -> None:
         self._depths = depths
 
     def collect(self) -> Iterable[GaugeMetricFamily]:
         g = GaugeMetricFamily("facestream_queue_depth", "Items waiting between stages, summed over sessions",
                               labels=["queue"])
         for queue, depth in self._depths().items():
-            g.add_metric([queue], depth)
+            g.add_metric([queue.value], depth)
         yield g
 
 
@@ -50,23 +52,24 @@ class Metrics:
         self.draining = Gauge("facestream_draining", "1 while the server drains before stopping", registry=r)
         for code in ("OK", "INVALID_ARGUMENT", "RESOURCE_EXHAUSTED", "UNAVAILABLE", "UNAUTHENTICATED", "CANCELLED"):
             self.sessions.labels(code)
-        for status in ("processed", "passed_through", "dropped"):
-            self.frames_out.labels(status)
-        for kind in ("passed_through", "dropped"):
-            self.drops.labels(kind)
-        self._http = None
+        for status in FrameStatus:
+            self.frames_out.labels(status.value)
+            if status is not FrameStatus.PROCESSED:
+                self.drops.labels(status.value)
+        self._http: WSGIServer | None = None
 
-    def watch_queues(self, depths: Callable[[], dict[str, int]]) -> None:
+    def watch_queues(self, depths: Callable[[], dict[Queue, int]]) -> None:
         self.registry.register(_QueueCollector(depths))
 
-    def observe_frame(self, timings: dict[str, float], status: str) -> None:
-        self.frames_out.labels(status).inc()
-        if status != "processed":
-            self.drops.labels(status).inc()
-        for stage in STAGES:
-            ms = timings.get(f"{stage}_ms")
+    def observe_frame(self, timings: dict[str, float], status: FrameStatus) -> None:
+        """Counts a frame sent back; `timings` in milliseconds, by the names in stages.TIMINGS."""
+        self.frames_out.labels(status.value).inc()
+        if status is not FrameStatus.PROCESSED:
+            self.drops.labels(status.value).inc()
+        for name in TIMINGS:
+            ms = timings.get(name)
             if ms is not None:
-                self.stage_seconds.labels(stage).observe(ms / 1000.0)
+                self.stage_seconds.labels(name).observe(ms / 1000.0)
 
     def serve(self, host: str, port: int) -> int:
         """Starts the /metrics HTTP endpoint; returns the bound port."""

@@ -7,10 +7,11 @@ import subprocess
 
 import pytest
 
-from support import BIN, CLIP, CLIP_FRAMES, decode_file, free_port
 from facestream.client import BlockingClient
 from facestream.client.health import wait_serving
 from facestream.proto import pb
+
+from support import BIN, CLIP, CLIP_FRAMES, decode_file, free_port
 
 
 @pytest.fixture

@@ -7,9 +7,10 @@ import av
 import numpy as np
 import pytest
 
-from support import CLIP, CLIP_FRAMES, decode_file, nv12, psnr, target
-from facestream.client import FaceStreamClient, VideoSource
+from facestream.client import FaceStreamClient, FrameResult, VideoSource
 from facestream.proto import pb
+
+from support import CLIP, CLIP_FRAMES, decode_file, nv12, psnr, target
 
 
 def assert_same_video(reference_path, output_path, min_psnr=35.0):
@@ -20,7 +21,7 @@ def assert_same_video(reference_path, output_path, min_psnr=35.0):
     # Containers keep their own time bases (Matroska: ms), so compare presentation times.
     times = [round(float(f.time), 3) for f in out]
     assert times == [round(float(f.time), 3) for f in ref], "output timestamps differ from input"
-    worst = min(psnr(nv12(a), nv12(b)) for a, b in zip(ref, out))
+    worst = min(psnr(nv12(a), nv12(b)) for a, b in zip(ref, out, strict=True))
     assert worst >= min_psnr, f"worst frame PSNR {worst:.1f} dB"
     return worst
 
@@ -119,7 +120,8 @@ async def test_capabilities(server):
         caps = await client.capabilities()
     assert {pb.CODEC_H264, pb.CODEC_HEVC, pb.CODEC_RAW_NV12, pb.CODEC_RAW_I420} <= set(caps.input_codecs)
     assert {pb.CODEC_H264, pb.CODEC_HEVC, pb.CODEC_MJPEG, pb.CODEC_RAW_NV12} <= set(caps.output_codecs)
-    assert {e.name for e in caps.effects} >= {"smooth", "whiten", "slim", "eyes", "lips", "blush", "sharpen", "denoise", "debug"}
+    assert {e.name for e in caps.effects} >= {"smooth", "whiten", "slim", "eyes", "lips", "blush", "sharpen",
+                                              "denoise", "debug"}
     cpu = next(b for b in caps.backends if b.backend == pb.BACKEND_CPU)
     assert cpu.available
     assert caps.default_backend == pb.BACKEND_CPU
@@ -130,11 +132,12 @@ async def test_capabilities(server):
     assert caps.limits.max_width == 1920
     models = {(m.name, m.precision): m for m in caps.models}
     assert {("face_landmark", "fp32"), ("face_landmark", "int8"), ("face_detection_full_range", "fp32")} <= set(models)
-    assert len(models["face_landmark", "fp32"].sha256) == 64 and models["face_landmark", "fp32"].runtime == "onnxruntime"
+    landmark = models["face_landmark", "fp32"]
+    assert len(landmark.sha256) == 64 and landmark.runtime == "onnxruntime"
 
 
 async def test_faces_reported_across_the_clip(server):
-    frames = []
+    frames: list[FrameResult] = []
     async with FaceStreamClient(target(server)) as client:
         result = await client.process(str(CLIP), return_landmarks=True, on_frame=frames.append)
     with_face = [f for f in frames if f.packet.faces]
@@ -143,7 +146,7 @@ async def test_faces_reported_across_the_clip(server):
     assert len(face.keypoints) == 12 and len(face.landmarks) == 468 * 3
     assert 0 < face.box.x < 640 and 0 < face.box.y < 360 and face.box.width > 20
     # While the face is tracked from frame to frame, its ID stays the same.
-    pairs = [(a.packet.faces[0].id, b.packet.faces[0].id) for a, b in zip(frames, frames[1:])
+    pairs = [(a.packet.faces[0].id, b.packet.faces[0].id) for a, b in zip(frames, frames[1:], strict=False)
              if len(a.packet.faces) == len(b.packet.faces) == 1]
     assert sum(x == y for x, y in pairs) >= 0.9 * len(pairs)
     assert result.stats.faces_detected == sum(len(f.packet.faces) for f in frames)
@@ -152,7 +155,7 @@ async def test_faces_reported_across_the_clip(server):
 async def test_effects_update_mid_stream_applies_from_next_frame(server):
     """Lossless NV12 output: before the update frames are bit-identical to the input, after it faces change."""
     switch_at = 100
-    frames = []
+    frames: list[FrameResult] = []
     async with FaceStreamClient(target(server)) as client:
         await client.process(
             str(CLIP), output_codec=pb.CODEC_RAW_NV12, return_landmarks=True, on_frame=frames.append,
@@ -208,7 +211,7 @@ async def test_output_quality_changes_the_size(server, codec):
     sizes = {}
     async with FaceStreamClient(target(server)) as client:
         for quality in (20, 90):
-            frames = []
+            frames: list[FrameResult] = []
             await client.process(str(CLIP), output_codec=codec, quality=quality, on_frame=frames.append)
             sizes[quality] = sum(len(f.packet.data) for f in frames)
     assert sizes[90] > 1.5 * sizes[20], sizes

@@ -431,7 +431,7 @@ class HostEncoder:
                 f"{frame.width}x{frame.height}; start a new session for the new size"
             )
         y, uv = self._host.fetch(frame, self.stream)
-        return self._inner.encode(Frame(y=y, uv=uv, pts=frame.pts, index=frame.index, timings=frame.timings))
+        return self._inner.encode(Frame(y=y, uv=uv, pts=frame.pts, index=frame.index))
 
     def flush(self) -> list[EncodedPacket]:
         return self._inner.flush()

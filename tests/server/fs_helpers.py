@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import datetime
 import subprocess
-from typing import Callable
 import urllib.request
 from pathlib import Path
+from typing import IO, Callable
 
 from facestream.client import VideoSource
 from facestream.client.health import wait_serving
@@ -54,9 +54,10 @@ class HookedBackend(backends.CpuBackend):
         self.before_vision, self.before_encode = before_vision, before_encode
 
     def vision(self, max_faces, fps):
-        inner, hook = super().vision(max_faces, fps), self.before_vision
-        if hook is None:
+        inner = super().vision(max_faces, fps)
+        if self.before_vision is None:
             return inner
+        hook = self.before_vision
 
         class Hooked:
             def process(self, frame):
@@ -69,9 +70,10 @@ class HookedBackend(backends.CpuBackend):
         return Hooked()
 
     def encoder(self, settings):
-        inner, hook = super().encoder(settings), self.before_encode
-        if hook is None:
+        inner = super().encoder(settings)
+        if self.before_encode is None:
             return inner
+        hook = self.before_encode
 
         class Hooked:
             def encode(self, frame):
@@ -94,12 +96,12 @@ class Served:
         self.port, self.metrics_port = free_port(), free_port()
         self.address = f"127.0.0.1:{self.port}"
         self.log_path = log_path
-        self._log = open(log_path, "w") if log_path else subprocess.DEVNULL
+        self._log: IO[str] | None = open(log_path, "w") if log_path else None
         self.proc = subprocess.Popen(
             [str(BIN / "facestream"), "serve", "--port", str(self.port), "--metrics-port", str(self.metrics_port),
              "--backend", "cpu", *flags],
             env={"PATH": str(BIN), "MALLOC_ARENA_MAX": "2", **(env or {})},
-            stdout=self._log, stderr=subprocess.STDOUT,
+            stdout=self._log or subprocess.DEVNULL, stderr=subprocess.STDOUT,
         )
 
     def __enter__(self) -> "Served":
@@ -117,7 +119,7 @@ class Served:
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
-        if self._log is not subprocess.DEVNULL:
+        if self._log is not None:
             self._log.close()
 
     def metrics(self) -> dict[str, float]:
@@ -138,11 +140,12 @@ def scrape(url: str) -> dict[str, float]:
 # ---------------------------------------------------------------------------- certificates
 def make_certs(directory: Path) -> dict[str, Path]:
     """A CA, a server certificate for localhost/127.0.0.1 and a client certificate, all PEM."""
+    import ipaddress
+
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
     from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-    import ipaddress
 
     now = datetime.datetime.now(datetime.timezone.utc)
 

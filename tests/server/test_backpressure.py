@@ -9,9 +9,9 @@ import grpc
 import numpy as np
 import pytest
 
-from fs_helpers import END, HookedBackend, clip_packets, h264_config
-from facestream.engines import backend as backends
 from facestream.proto import pb, rpc
+
+from fs_helpers import END, HookedBackend, clip_packets, h264_config
 
 W, H = 640, 360
 
@@ -106,9 +106,8 @@ def decode_h264(packets: list[pb.OutputPacket]) -> int:
     (dict(vision_s=0.09), "passed_through"),
     (dict(encode_s=0.08), "dropped"),
 ])
-async def test_realtime_keeps_up_and_reports(server_factory, monkeypatch, slow, expect):
-    monkeypatch.setattr(backends, "resolve", lambda requested, output="h264": slow_backend(**slow))
-    srv = await server_factory(realtime_latency_ms=100)
+async def test_realtime_keeps_up_and_reports(server_factory, slow, expect):
+    srv = await server_factory(resolve=lambda requested, output: slow_backend(**slow), realtime_latency_ms=100)
     packets = clip_packets(75)
     config = h264_config(return_faces=True, drop_policy=pb.DROP_POLICY_REALTIME)
     out, stats = await paced(srv, packets, config)
@@ -135,9 +134,8 @@ async def test_realtime_keeps_up_and_reports(server_factory, monkeypatch, slow, 
     assert np.median([p.timings.total_ms for p in out[-20:]]) < 1000
 
 
-async def test_lossless_with_a_slow_stage_processes_everything(server_factory, monkeypatch):
-    monkeypatch.setattr(backends, "resolve", lambda requested, output="h264": slow_backend(vision_s=0.06))
-    srv = await server_factory(realtime_latency_ms=50)
+async def test_lossless_with_a_slow_stage_processes_everything(server_factory):
+    srv = await server_factory(resolve=lambda requested, output: slow_backend(vision_s=0.06), realtime_latency_ms=50)
     packets = clip_packets(30)
     out, stats = await paced(srv, packets, h264_config(return_faces=True), fps=60)
     assert [p.status for p in out] == [pb.FRAME_PROCESSED] * len(packets)

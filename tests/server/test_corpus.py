@@ -12,7 +12,6 @@ alongside complete with correct output.
 from __future__ import annotations
 
 import asyncio
-import os
 import random
 import time
 from collections import Counter
@@ -24,9 +23,10 @@ import grpc
 import numpy as np
 import pytest
 
-from fs_helpers import CLIP, END, Outcome, clip_input, clip_packets, h264_config, scrape, free_port, stream
 from facestream.client import FaceStreamClient
 from facestream.proto import pb
+
+from fs_helpers import CLIP, END, Outcome, clip_input, clip_packets, free_port, h264_config, scrape, stream
 
 OK = grpc.StatusCode.OK
 INVALID = grpc.StatusCode.INVALID_ARGUMENT
@@ -174,7 +174,8 @@ def build_corpus(packets: list[pb.ProcessRequest]) -> list[Case]:
         req = pb.ProcessRequest(config=pb.SessionConfig(input=pb.InputConfig(codec=codec, width=w, height=h)))
         cases.append(Case("huge config", [req, END], frozenset({EXHAUSTED}), "over this server's limit"))
     for w, h in ((641, 360), (640, 361), (0, 360), (3, 3)):
-        req = pb.ProcessRequest(config=pb.SessionConfig(input=pb.InputConfig(codec=pb.CODEC_RAW_NV12, width=w, height=h)))
+        req = pb.ProcessRequest(config=pb.SessionConfig(
+            input=pb.InputConfig(codec=pb.CODEC_RAW_NV12, width=w, height=h)))
         cases.append(Case("bad raw size", [req, END], frozenset({INVALID})))
     # Crafted sequence parameter sets: the clip's first access unit with its SPS replaced.
     first = base[0].packet.data
@@ -202,8 +203,8 @@ def build_corpus(packets: list[pb.ProcessRequest]) -> list[Case]:
         msgs = [rng.randbytes(rng.randint(1, 300)) for _ in range(rng.randint(1, 4))]
         if rng.random() < 0.3:
             msgs = [cfg.SerializeToString(), *msgs]
-        cases.append(Case("garbage protobuf", msgs, frozenset({INVALID, EXHAUSTED, grpc.StatusCode.FAILED_PRECONDITION}),
-                          raw=True))
+        cases.append(Case("garbage protobuf", msgs,
+                          frozenset({INVALID, EXHAUSTED, grpc.StatusCode.FAILED_PRECONDITION}), raw=True))
     return cases
 
 
@@ -227,7 +228,8 @@ async def run_raw_bytes(channel, messages) -> Outcome:
 def check(case: Case, out: Outcome, packets_sent: int) -> str | None:
     """None when the outcome is right, else what is wrong."""
     if out.code not in case.expect:
-        return f"{case.kind}: got {out.code.name} ({out.details!r}), expected one of {sorted(c.name for c in case.expect)}"
+        expected = sorted(c.name for c in case.expect)
+        return f"{case.kind}: got {out.code.name} ({out.details!r}), expected one of {expected}"
     if out.code == OK:
         stats, frames = out.stats, out.packets
         if stats is None:
@@ -268,7 +270,7 @@ async def test_malformed_input_corpus(server_factory, corpus, tmp_path):
 
     async def healthy_loop() -> list[int]:
         """Full-clip sessions, one after another, for as long as the corpus runs."""
-        frames = []
+        frames: list[int] = []
         async with FaceStreamClient(address) as client:
             while not done.is_set() or not frames:
                 out = tmp_path / f"healthy{len(frames)}.mp4"

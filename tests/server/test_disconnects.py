@@ -7,8 +7,9 @@ import time
 import grpc
 import psutil
 
-from fs_helpers import Served, clip_packets, h264_config
 from facestream.proto import rpc
+
+from fs_helpers import Served, clip_packets, h264_config
 
 CLIENTS = 500
 WARM_UP = 150

@@ -8,8 +8,9 @@ import signal
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from fs_helpers import END, Served, clip_packets, h264_config
 from facestream.proto import rpc
+
+from fs_helpers import END, Served, clip_packets, h264_config
 
 PACKETS = 75  # 2.5 s of video at 30 fps, sent like a camera
 

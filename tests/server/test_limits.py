@@ -8,10 +8,11 @@ import time
 import grpc
 import pytest
 
-from fs_helpers import END, clip_input, clip_packets, h264_config, stream
 from facestream.proto import pb, rpc
 from facestream.server.app import grpc_options
 from facestream.server.config import ServerConfig
+
+from fs_helpers import END, clip_input, clip_packets, h264_config, stream
 
 EXHAUSTED = grpc.StatusCode.RESOURCE_EXHAUSTED
 INVALID = grpc.StatusCode.INVALID_ARGUMENT
@@ -170,7 +171,7 @@ async def test_idle_session_is_closed(server_factory):
                     error = r.error
         assert status.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
     assert kinds == ["started", "packet", "packet", "packet", "error"]
-    assert "nothing arrived for 1 seconds, this server's idle limit" in error.message
+    assert error is not None and "nothing arrived for 1 seconds, this server's idle limit" in error.message
     for _ in range(50):  # the slot is freed right after the status went out
         if not srv.service.sessions:
             break

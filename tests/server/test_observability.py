@@ -11,8 +11,9 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoReflectionDescriptorDatabase
 
-from fs_helpers import END, clip_packets, free_port, h264_config, scrape, stream
 from facestream.server import logs
+
+from fs_helpers import END, clip_packets, free_port, h264_config, scrape, stream
 
 SERVICES = {"facestream.v1.FaceStream", "grpc.health.v1.Health", "grpc.reflection.v1alpha.ServerReflection"}
 
@@ -44,7 +45,8 @@ async def test_health_and_metrics_move(server_factory):
     before = scrape(url)
     assert before["facestream_sessions_active"] == 0 and before["facestream_model_ready"] == 1
     async with grpc.aio.insecure_channel(f"127.0.0.1:{srv.port}") as ch:
-        health = await health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(service="facestream.v1.FaceStream"))
+        health = await health_pb2_grpc.HealthStub(ch).Check(
+            health_pb2.HealthCheckRequest(service="facestream.v1.FaceStream"))
         assert health.status == health_pb2.HealthCheckResponse.SERVING
         packets = clip_packets(12)
         ok = await stream(ch, [h264_config(), *packets, END])

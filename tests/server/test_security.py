@@ -1,7 +1,6 @@
 """API keys, JWTs, TLS and mTLS, per-key quotas and the audit log, against a real server."""
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import subprocess
@@ -14,10 +13,10 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from fs_helpers import BIN, END, clip_packets, h264_config, make_certs, stream
 from facestream.client import FaceStreamClient, FaceStreamError
-from facestream.proto import pb
 from facestream.server.auth import hash_key
+
+from fs_helpers import BIN, END, clip_packets, h264_config, make_certs, stream
 
 UNAUTH = grpc.StatusCode.UNAUTHENTICATED
 KEY, OTHER_KEY = "fs_test-key-one", "fs_test-key-two"

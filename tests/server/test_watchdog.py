@@ -9,7 +9,6 @@ import grpc
 
 from fs_helpers import END, HookedBackend, clip_packets, h264_config, scrape, stream
 from support import free_port
-from facestream.engines import backend as backends
 
 STUCK_FRAME = 5
 
@@ -25,12 +24,12 @@ def stuck_backend(release: threading.Event, hung: list[int]) -> HookedBackend:
     return HookedBackend("cpu backend with a stage that hangs, for a test", before_encode=hang)
 
 
-async def test_a_stuck_stage_ends_its_session_and_frees_the_slot(server_factory, monkeypatch):
-    release, hung = threading.Event(), []
+async def test_a_stuck_stage_ends_its_session_and_frees_the_slot(server_factory):
+    release, hung = threading.Event(), list[int]()
     stuck = stuck_backend(release, hung)
-    monkeypatch.setattr(backends, "resolve", lambda requested, output="h264": stuck)
     port = free_port()
-    srv = await server_factory(stage_timeout_seconds=3.0, max_sessions=1, metrics_port=port)
+    srv = await server_factory(resolve=lambda requested, output: stuck, stage_timeout_seconds=3.0, max_sessions=1,
+                               metrics_port=port)
     packets = clip_packets(20)
     address = f"127.0.0.1:{srv.port}"
     try:
@@ -55,11 +54,10 @@ async def test_a_stuck_stage_ends_its_session_and_frees_the_slot(server_factory,
     await asyncio.sleep(0.2)
 
 
-async def test_a_server_with_stuck_calls_on_half_its_workers_takes_no_new_sessions(server_factory, monkeypatch):
-    release, hung = threading.Event(), []
+async def test_a_server_with_stuck_calls_on_half_its_workers_takes_no_new_sessions(server_factory):
+    release, hung = threading.Event(), list[int]()
     stuck = stuck_backend(release, hung)
-    monkeypatch.setattr(backends, "resolve", lambda requested, output="h264": stuck)
-    srv = await server_factory(stage_timeout_seconds=2.0, workers=2)
+    srv = await server_factory(resolve=lambda requested, output: stuck, stage_timeout_seconds=2.0, workers=2)
     packets = clip_packets(10)
     address = f"127.0.0.1:{srv.port}"
     try:
@@ -82,20 +80,19 @@ async def test_a_server_with_stuck_calls_on_half_its_workers_takes_no_new_sessio
         release.set()
 
 
-async def test_calls_queued_behind_a_stuck_one_end_their_session_as_overloaded(server_factory, monkeypatch):
+async def test_calls_queued_behind_a_stuck_one_end_their_session_as_overloaded(server_factory):
     """One worker: session A hangs it; session B, already running, cannot get a worker."""
-    release, hung = threading.Event(), []
+    release, hung = threading.Event(), list[int]()
     stuck = stuck_backend(release, hung)
-    monkeypatch.setattr(backends, "resolve", lambda requested, output="h264": stuck)
-    srv = await server_factory(stage_timeout_seconds=2.0, workers=1)
+    srv = await server_factory(resolve=lambda requested, output: stuck, stage_timeout_seconds=2.0, workers=1)
     address = f"127.0.0.1:{srv.port}"
     try:
         async with grpc.aio.insecure_channel(address) as ch:
-            a = asyncio.create_task(stream(ch, [h264_config(), *clip_packets(10), END], timeout=30))
+            first = asyncio.create_task(stream(ch, [h264_config(), *clip_packets(10), END], timeout=30))
             while not hung:
                 await asyncio.sleep(0.01)
             b = await stream(ch, [h264_config(), *clip_packets(10), END], timeout=30)
-            a = await a
+            a = await first
         # A ends on whichever of its calls reaches the limit first: the stuck one, or one queued behind it.
         assert (a.code == grpc.StatusCode.INTERNAL and "took longer than 2 seconds" in a.details) or \
             (a.code == grpc.StatusCode.UNAVAILABLE and "for a free worker" in a.details), (a.code, a.details)

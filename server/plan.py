@@ -1,16 +1,14 @@
-"""Between the wire messages and the engine's types; every check of a client's config lives here."""
+"""A client's SessionConfig checked against the server's limits and turned into engine terms.
+
+Every check of a session config (and of a mid-stream effects update) lives here.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
-
-from facestream.engines.backend import Placement
-from facestream.engines.codec.base import Codec, EncodedPacket, EncoderSettings
+from facestream.engines.codec.base import Codec, EncoderSettings
 from facestream.engines.effects.base import EffectSetting, EffectSettings
 from facestream.engines.effects.registry import EffectError, validate
-from facestream.engines.pipeline import ProcessedFrame
-from facestream.engines.vision.face import Face
 from facestream.proto import pb
 
 from .config import ServerConfig
@@ -31,11 +29,11 @@ BACKEND_NAMES = {pb.BACKEND_AUTO: "auto", pb.BACKEND_CPU: "cpu", pb.BACKEND_GPU:
 
 
 class ConfigError(ValueError):
-    """A session config the server cannot serve; `limit` marks a server limit (RESOURCE_EXHAUSTED)."""
+    """A session config (or effects update) the server cannot serve; the message says what to change."""
 
-    def __init__(self, message: str, limit: bool = False) -> None:
-        super().__init__(message)
-        self.limit = limit
+
+class OverLimit(ConfigError):
+    """A session config over one of this server's limits."""
 
 
 def _codec_names(codes) -> str:
@@ -83,8 +81,7 @@ class SessionPlan:
     label: str
 
 
-def session_plan(cfg: pb.SessionConfig, limits: ServerConfig) -> SessionPlan:
-    inp, out = cfg.input, cfg.output
+def _codecs(inp: pb.InputConfig, out: pb.OutputConfig) -> tuple[Codec, Codec]:
     if inp.codec == pb.CODEC_UNSPECIFIED:
         raise ConfigError(f"config.input.codec is not set; choose one of {_codec_names(INPUT_CODECS)}")
     if inp.codec not in CODECS:
@@ -93,37 +90,56 @@ def session_plan(cfg: pb.SessionConfig, limits: ServerConfig) -> SessionPlan:
     if out_codec not in OUTPUT_CODECS:
         name = pb.Codec.Name(out_codec) if out_codec in pb.Codec.values() else str(out_codec)
         raise ConfigError(f"output codec {name} is not supported; choose one of {_codec_names(OUTPUT_CODECS)}")
-    codec = CODECS[inp.codec]
+    return CODECS[inp.codec], CODECS[out_codec]
+
+
+def _check_size(inp: pb.InputConfig, codec: Codec, limits: ServerConfig) -> None:
     if codec.is_raw and (inp.width == 0 or inp.height == 0):
         raise ConfigError(f"raw {pb.Codec.Name(inp.codec)} input needs config.input.width and height")
     if inp.width > limits.max_width or inp.height > limits.max_height:
-        raise ConfigError(
+        raise OverLimit(
             f"input size {inp.width}x{inp.height} is over this server's limit of "
-            f"{limits.max_width}x{limits.max_height}; scale the video down before sending it",
-            limit=True,
+            f"{limits.max_width}x{limits.max_height}; scale the video down before sending it"
         )
-    if out.quality > 100:
-        raise ConfigError(f"config.output.quality {out.quality} is out of range; valid range is 1..100 (0: default)")
+
+
+def _check_options(cfg: pb.SessionConfig) -> None:
+    if cfg.output.quality > 100:
+        raise ConfigError(
+            f"config.output.quality {cfg.output.quality} is out of range; valid range is 1..100 (0: default)")
     if cfg.return_landmarks and not cfg.return_faces:
         raise ConfigError("config.return_landmarks needs config.return_faces; set both to get landmarks")
     if cfg.backend not in BACKEND_NAMES:
         raise ConfigError(f"unknown backend {cfg.backend}; choose BACKEND_AUTO, BACKEND_CPU or BACKEND_GPU")
     if cfg.drop_policy not in (pb.DROP_POLICY_LOSSLESS, pb.DROP_POLICY_REALTIME):
         raise ConfigError(f"unknown drop policy {cfg.drop_policy}; choose DROP_POLICY_LOSSLESS or DROP_POLICY_REALTIME")
-    time_base = _rational(inp.time_base, (1, 90000), "config.input.time_base")
+
+
+def _frame_rate(inp: pb.InputConfig, limits: ServerConfig) -> tuple[int, int]:
     frame_rate = _rational(inp.frame_rate, (30, 1), "config.input.frame_rate")
-    if limits.max_fps and frame_rate[0] / frame_rate[1] > limits.max_fps:
-        raise ConfigError(
-            f"config.input.frame_rate {frame_rate[0]}/{frame_rate[1]} ({frame_rate[0] / frame_rate[1]:g} fps) is over "
-            f"this server's limit of {limits.max_fps:g} fps; lower the frame rate before sending",
-            limit=True,
+    fps = frame_rate[0] / frame_rate[1]
+    if limits.max_fps and fps > limits.max_fps:
+        raise OverLimit(
+            f"config.input.frame_rate {frame_rate[0]}/{frame_rate[1]} ({fps:g} fps) is over "
+            f"this server's limit of {limits.max_fps:g} fps; lower the frame rate before sending"
         )
+    return frame_rate
+
+
+def session_plan(cfg: pb.SessionConfig, limits: ServerConfig) -> SessionPlan:
+    """The plan for a session config; raises ConfigError (OverLimit for a server limit) saying what to change."""
+    inp, out = cfg.input, cfg.output
+    codec, out_codec = _codecs(inp, out)
+    _check_size(inp, codec, limits)
+    _check_options(cfg)
+    time_base = _rational(inp.time_base, (1, 90000), "config.input.time_base")
+    frame_rate = _frame_rate(inp, limits)
     return SessionPlan(
         input_codec=codec,
         width=inp.width,
         height=inp.height,
         encoder=EncoderSettings(
-            CODECS[out_codec], inp.width, inp.height, out.quality, out.bitrate_kbps, out.gop, time_base, frame_rate
+            out_codec, inp.width, inp.height, out.quality, out.bitrate_kbps, out.gop, time_base, frame_rate
         ),
         effects=effect_settings(cfg.effects, 0),
         return_faces=cfg.return_faces,
@@ -132,49 +148,3 @@ def session_plan(cfg: pb.SessionConfig, limits: ServerConfig) -> SessionPlan:
         backend=BACKEND_NAMES[cfg.backend],
         label=cfg.label,
     )
-
-
-def stage_messages(placements: list[Placement]) -> list[pb.StagePlacement]:
-    return [pb.StagePlacement(stage=p.stage, device=p.device, engine=p.engine, reason=p.reason) for p in placements]
-
-
-def face_message(face: Face, landmarks: bool) -> pb.Face:
-    x0, y0, x1, y1 = (float(v) for v in face.box)
-    msg = pb.Face(
-        id=face.id,
-        box=pb.Box(x=x0, y=y0, width=x1 - x0, height=y1 - y0),
-        score=float(face.score),
-        keypoints=np.asarray(face.keypoints, np.float32).ravel().tolist(),
-    )
-    if landmarks and face.landmarks is not None:
-        msg.landmarks.extend(np.asarray(face.landmarks, np.float32).ravel().tolist())
-    return msg
-
-
-def timings_message(timings: dict[str, float]) -> pb.StageTimings:
-    return pb.StageTimings(**{k: v for k, v in timings.items() if k in pb.StageTimings.DESCRIPTOR.fields_by_name})
-
-
-def output_packet(
-    pf: ProcessedFrame, packet: EncodedPacket | None, codec: Codec, plan: SessionPlan
-) -> pb.OutputPacket:
-    frame = pf.frame
-    if packet is None:
-        status = pb.FRAME_DROPPED
-    else:
-        status = pb.FRAME_PROCESSED if pf.processed else pb.FRAME_PASSED_THROUGH
-    msg = pb.OutputPacket(
-        data=packet.data if packet else b"",
-        pts=frame.pts,
-        codec=WIRE_CODECS[codec],
-        width=frame.width,
-        height=frame.height,
-        keyframe=packet.keyframe if packet else False,
-        frame_index=frame.index,
-        status=status,
-        effects_version=pf.effects_version,
-        timings=timings_message(frame.timings),
-    )
-    if plan.return_faces:
-        msg.faces.extend(face_message(f, plan.return_landmarks) for f in pf.faces)
-    return msg

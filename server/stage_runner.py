@@ -1,0 +1,96 @@
+"""Blocking stage calls on the server's worker threads, each watched by the stage timeout.
+
+A thread cannot be stopped: a call past --stage-timeout-seconds ends its session and is left to
+finish on its own, with the session's codecs (closing them under a running call could crash the
+process). `StuckCalls` counts such calls server-wide, since each one holds a worker.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextvars
+from concurrent.futures import Executor, Future
+from typing import Any, Callable, Iterable, TypeVar
+
+from .errors import NoFreeWorker, StageStuck
+from .metrics import Metrics
+
+T = TypeVar("T")
+
+
+class StuckCalls:
+    """The server's stage calls past --stage-timeout-seconds that have not returned yet."""
+
+    def __init__(self, metrics: Metrics | None = None) -> None:
+        self._metrics = metrics
+        self._calls: set[Future] = set()
+
+    def __len__(self) -> int:
+        return len(self._calls)
+
+    def add(self, call: Future) -> None:
+        """Counts `call` (once) until it returns."""
+        if call in self._calls or call.done():
+            return
+        self._calls.add(call)
+        call.add_done_callback(self._calls.discard)
+        if self._metrics is not None:
+            self._metrics.stuck_calls.inc()
+
+
+class StageRunner:
+    """Runs one session's stage calls in the executor and keeps track of them until they return."""
+
+    def __init__(self, executor: Executor, timeout: float, stuck: StuckCalls) -> None:
+        self._executor = executor
+        # Seconds a call may take, from its submission; None: no limit.
+        self._timeout = timeout if timeout > 0 else None
+        self._stuck = stuck
+        self._inflight: set[Future] = set()
+        self.abandoned = False
+
+    async def call(self, what: str, fn: Callable[..., T], *args: Any) -> T:
+        """`fn(*args)` in a worker thread, in a copy of this task's context (so log records carry the
+        session ID). Cancelling the caller does not stop the thread: calls are tracked until they
+        return, and `release` waits for them.
+
+        A call not done in time ends the session instead of holding it, and the client, until their
+        deadline: NoFreeWorker when it never got a worker, StageStuck when it is running. `what` names
+        the call for the client."""
+        ctx = contextvars.copy_context()
+        future = self._executor.submit(ctx.run, fn, *args)
+        self._inflight.add(future)
+        future.add_done_callback(self._inflight.discard)
+        result = asyncio.wrap_future(future)
+        # asyncio.wait, not wait_for: wait_for (3.11) can swallow a cancellation that arrives as
+        # the call finishes, and a stage task that misses its cancellation keeps the session open.
+        try:
+            done, _ = await asyncio.wait([result], timeout=self._timeout)
+        except asyncio.CancelledError:
+            future.cancel()  # a call still queued never runs for a session that is gone
+            raise
+        if done:
+            return result.result()
+        limit = self._timeout or 0.0
+        if future.cancel():
+            raise NoFreeWorker(what, limit)
+        self._abandon([future])
+        raise StageStuck(what, limit)
+
+    def _abandon(self, calls: Iterable[Future]) -> None:
+        self.abandoned = True
+        for call in calls:
+            self._stuck.add(call)
+
+    async def release(self, close: Callable[[], None]) -> bool:
+        """Waits (within the stage timeout) for the calls still running, then runs `close` in a thread of
+        its own, not on the workers: when they are all busy or stuck, the session must still end.
+        Returns False, without closing, when calls are left running past the timeout."""
+        if self._inflight and not self.abandoned:
+            _, running = await asyncio.wait([asyncio.wrap_future(f) for f in list(self._inflight)],
+                                            timeout=self._timeout)
+            if running:
+                self._abandon([f for f in list(self._inflight) if not f.done()])
+        if self.abandoned:
+            return False
+        await asyncio.to_thread(close)
+        return True
