@@ -28,6 +28,7 @@ def test_kernel_sources_are_package_data():
 @pytest.mark.parametrize("source", SOURCES, ids=lambda p: f"{p.parent.parent.name}/{p.name}")
 @pytest.mark.parametrize("arch", ["sm_80", "sm_90"])
 def test_kernel_compiles(source: Path, arch: str, tmp_path: Path):
+    assert NVCC is not None
     out = tmp_path / (source.stem + ".ptx")
     proc = subprocess.run(
         [NVCC, f"-arch={arch}", "--ptx", "-std=c++14", "-Werror", "all-warnings", "-o", str(out), str(source)],

@@ -202,6 +202,3 @@ def denoise(y: np.ndarray, uv: np.ndarray, strength: float) -> None:
     uvf = uv.astype(np.float32)
     for ch in (0, 1):
         uv[..., ch] = to_u8(guided_filter(np.ascontiguousarray(uvf[..., ch]), 2, (DENOISE_EPS_C * k) ** 2))
-
-
-_params = effect_params  # TEMP-ALIAS until gpu.py reads params.py

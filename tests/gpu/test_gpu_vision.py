@@ -1,4 +1,7 @@
-"""The GPU vision stage finds the same faces as the CPU one, through the shared batcher."""
+"""The GPU vision stage finds the same faces as the CPU one, through the shared batcher.
+
+Frames are uploaded on the stream of the vision stage (or input maker) that reads them, and a
+result made on one stream is waited for before another stream uses it."""
 from __future__ import annotations
 
 import threading
@@ -25,12 +28,14 @@ def test_gpu_vision_matches_cpu(clip_nv12):
     agree = total = 0
     for i, (y, uv) in enumerate(clip_nv12[:120]):
         fc = cpu.process(Frame(y=y, uv=uv, pts=i, index=i))
-        fg = gpu.process(Frame(y=cp.asarray(y), uv=cp.asarray(uv), pts=i, index=i))
+        with gpu.stream:
+            frame = Frame(y=cp.asarray(y), uv=cp.asarray(uv), pts=i, index=i)
+        fg = gpu.process(frame)
         total += 1
         if len(fc) == len(fg) and all(
             (a.landmarks is None) == (b.landmarks is None)
             and (a.landmarks is None or _landmark_error(a.landmarks, b.landmarks) < 0.05 * (a.box[2] - a.box[0]))
-            for a, b in zip(fc, fg)
+            for a, b in zip(fc, fg, strict=True)
         ):
             agree += 1
     gpu.close()
@@ -49,7 +54,9 @@ def test_sessions_share_batches(clip_nv12):
 
     def run(v):
         for i, (y, uv) in enumerate(clip_nv12[:40]):
-            v.process(Frame(y=cp.asarray(y), uv=cp.asarray(uv), pts=i, index=i))
+            with v.stream:
+                frame = Frame(y=cp.asarray(y), uv=cp.asarray(uv), pts=i, index=i)
+            v.process(frame)
 
     threads = [threading.Thread(target=run, args=(v,)) for v in visions]
     for t in threads:
@@ -96,7 +103,9 @@ def test_batched_mesh_engine_matches_batch_one(tmp_path, clip_faces):
     maker = GpuInputMaker(192)
     y, uv, faces = clip_faces[0]
     m = geo.roi_from_landmarks(faces[0].landmarks).matrix(192)
-    x = maker.affine(cp.asarray(y), cp.asarray(uv), m)
+    with maker.stream:
+        x = maker.affine(cp.asarray(y), cp.asarray(uv), m)
+    maker.stream.synchronize()   # x is read on the engines' streams below
     one, eight = engines[1], engines[8]
     with one.stream:
         one.inputs["input"][...] = x

@@ -1,64 +1,134 @@
-// Model inputs cut straight from NV12, as engines/vision/resample.py (InputMaker) makes them:
-// the crop is made in NV12 (luma size x size, chroma size/2 x size/2), each plane resampled once
-// into 8-bit samples (rounded to nearest, as OpenCV's uint8 output), then converted to RGB with
-// OpenCV's fixed-point BT.601 limited-range NV12 -> RGB (cv2.COLOR_YUV2RGB_NV12), then scaled
-// into the model's planar CHW float32 input: x = rgb * k + offset.
+// Model inputs cut straight from NV12 with the arithmetic of engines/vision/resample.py
+// (InputMaker), which samples through OpenCV: each step below is the computation OpenCV does
+// (as of OpenCV 5.0 in its 128-bit SIMD builds, the x86-64 and ARM wheels), so that the GPU models
+// get the same inputs as the CPU ones.
 //
-// letterbox_nv12: the frame scaled into the nw x nh box at (px, py) (even), chroma into the
-//   (nw + 1) / 2 x (nh + 1) / 2 box at (px / 2, py / 2); the rest black (16, 128, 128).
-//   Downscaling integrates pixel areas (cv2.INTER_AREA), upscaling is bilinear with half-pixel
-//   centres (cv2.INTER_LINEAR).
-// affine_nv12: crop pixel (u, v) samples the luma plane at M (u, v, 1) and crop chroma pixel
-//   (u, v) the chroma plane at Mc (u, v, 1) (pixel-index coordinates), bilinear, black outside
-//   (cv2.warpAffine with WARP_INVERSE_MAP and BORDER_CONSTANT).
-// nv12_to_input: the conversion to the model input.
+// letterbox_nv12 + nv12_to_input (detectors): the frame scaled into the nw x nh box at (px, py)
+//   (even), chroma into the (nw + 1) / 2 x (nh + 1) / 2 box at (px / 2, py / 2), the rest black
+//   (16, 128, 128); each plane resampled into 8-bit samples as cv2.resize does, then converted by
+//   OpenCV's fixed-point BT.601 limited-range NV12 -> RGB (cv2.COLOR_YUV2RGB_NV12) and scaled into
+//   the planar CHW float32 input, x = rgb * k + offset.
+//   Downscaling, cv2.INTER_AREA (`down` = 1): with whole factors the block mean, sum * (1 / area)
+//   rounded to nearest even, except 2x2 blocks of one channel, (sum + 2) >> 2; otherwise the
+//   source pixels covering the output pixel, in float: per source row the column weights times
+//   the samples summed left to right, then the rows weighted and summed top to bottom, rounded
+//   to nearest even. Weights as computeResizeAreaTab (partial cells under 1e-3 dropped).
+//   Upscaling, cv2.INTER_LINEAR (`down` = 0): half-pixel centres; 11-bit fixed-point weights;
+//   columns clamped into the plane (weight 1 at the edges), rows clamped after the weights are
+//   taken; the vertical blend as OpenCV's SIMD loop computes it,
+//   (((S0 >> 4) * b0 >> 16) + ((S1 >> 4) * b1 >> 16) + 2) >> 2, for the elements of a row up to
+//   a multiple of 8, and (S0 b0 + S1 b1 + 2^21) >> 22 for the rest.
+// affine_input (mesh): crop pixel (u, v) samples luma at M (u, v, 1) and chroma at Mc (u, v, 1),
+//   both at every crop pixel (pixel-index coordinates, black outside), as cv2.warpAffine with
+//   WARP_INVERSE_MAP and BORDER_CONSTANT computes them: for the one-channel luma, M in float, the
+//   row term v M1 + M2 rounded to float, then one fused multiply-add per pixel, and the bilinear
+//   blend as fused multiply-adds rounded to nearest even; for the two-channel chroma, coordinates
+//   in 1/32 pixel steps (10-bit fixed point of the double map, rounded) and 15-bit integer
+//   weights. The (Y, Cb, Cr) samples are then converted in float by the 3x4 matrix `rgb`
+//   (resample._rgb_transform: BT.601 limited range with the model's scale and offset folded in),
+//   with no 8-bit rounding of RGB.
 
 __device__ __forceinline__ float round_u8(float v) { return fminf(fmaxf(rintf(v), 0.f), 255.f); }
 
-// Area average of channel `ch` of a plane over [fx0, fx1) x [fy0, fy1) (source pixel units).
-__device__ float area_sample(const unsigned char* plane, long long pitch, int step, int ch, int pw, int ph,
-                             double fx0, double fx1, double fy0, double fy1) {
-    int sx0 = (int)ceil(fx0), sx1 = (int)floor(fx1);
-    int sy0 = (int)ceil(fy0), sy1 = (int)floor(fy1);
-    double acc = 0.0, wsum = 0.0;
-    for (int yy = sy0 - 1; yy <= sy1; ++yy) {
-        double wy;
-        if (yy == sy0 - 1) wy = (sy0 - fy0 > 1e-3) ? (double)sy0 - fy0 : 0.0;
-        else if (yy == sy1) wy = (fy1 - sy1 > 1e-3) ? fmin(fy1 - (double)sy1, 1.0) : 0.0;
-        else wy = 1.0;
-        if (wy <= 0.0 || yy < 0 || yy >= ph) continue;
-        for (int xx = sx0 - 1; xx <= sx1; ++xx) {
-            double wx;
-            if (xx == sx0 - 1) wx = (sx0 - fx0 > 1e-3) ? (double)sx0 - fx0 : 0.0;
-            else if (xx == sx1) wx = (fx1 - sx1 > 1e-3) ? fmin(fx1 - (double)sx1, 1.0) : 0.0;
-            else wx = 1.0;
-            if (wx <= 0.0 || xx < 0 || xx >= pw) continue;
-            acc += wx * wy * plane[(long long)yy * pitch + (long long)xx * step + ch];
-            wsum += wx * wy;
-        }
-    }
-    return wsum > 0.0 ? (float)(acc / wsum) : 0.f;
+__device__ __forceinline__ int clamp_int(int v, int lo, int hi) { return v < lo ? lo : (v > hi ? hi : v); }
+
+__device__ __forceinline__ int sample(const unsigned char* plane, long long pitch, int step, int ch, int x, int y) {
+    return plane[(long long)y * pitch + (long long)x * step + ch];
 }
 
-// Bilinear with half-pixel centres and edge clamping (resize), or constant border (warp).
-__device__ float bilinear(const unsigned char* plane, long long pitch, int step, int ch, int pw, int ph,
-                          float sx, float sy, int clamp_edges, float border) {
-    float x0f = floorf(sx), y0f = floorf(sy);
-    float fx = sx - x0f, fy = sy - y0f;
-    int x0 = (int)x0f, y0 = (int)y0f;
-    float v[4];
-    for (int k = 0; k < 4; ++k) {
-        int xx = x0 + (k & 1), yy = y0 + (k >> 1);
-        if (clamp_edges) {
-            xx = xx < 0 ? 0 : (xx > pw - 1 ? pw - 1 : xx);
-            yy = yy < 0 ? 0 : (yy > ph - 1 ? ph - 1 : yy);
-            v[k] = plane[(long long)yy * pitch + (long long)xx * step + ch];
-        } else {
-            v[k] = (xx < 0 || yy < 0 || xx >= pw || yy >= ph) ? border
-                                                               : (float)plane[(long long)yy * pitch + (long long)xx * step + ch];
-        }
+// One axis of cv::resize INTER_AREA (computeResizeAreaTab): output pixel d covers source pixels
+// [s1 - 1 (if head), s2 (if tail)], weighed wh, wm (each whole pixel), wt.
+struct AreaTaps {
+    int s1, s2;
+    bool head, tail;
+    float wh, wm, wt;
+};
+
+__device__ AreaTaps area_taps(int d, int ssize, double scale) {
+    AreaTaps t;
+    double f1 = __dmul_rn((double)d, scale);
+    double f2 = __dadd_rn(f1, scale);
+    double cell = fmin(scale, (double)ssize - f1);
+    t.s2 = min((int)floor(f2), ssize - 1);
+    t.s1 = min((int)ceil(f1), t.s2);
+    t.head = (double)t.s1 - f1 > 1e-3;
+    t.tail = f2 - (double)t.s2 > 1e-3;
+    t.wh = (float)(((double)t.s1 - f1) / cell);
+    t.wm = (float)(1.0 / cell);
+    t.wt = (float)(fmin(fmin(f2 - (double)t.s2, 1.0), cell) / cell);
+    return t;
+}
+
+// Sum over one source row of the column taps, left to right, in float.
+__device__ float area_row(const unsigned char* plane, long long pitch, int step, int ch, int y, const AreaTaps& tx) {
+    float buf = 0.f;
+    if (tx.head) buf = __fadd_rn(buf, __fmul_rn((float)sample(plane, pitch, step, ch, tx.s1 - 1, y), tx.wh));
+    for (int x = tx.s1; x < tx.s2; ++x) buf = __fadd_rn(buf, __fmul_rn((float)sample(plane, pitch, step, ch, x, y), tx.wm));
+    if (tx.tail) buf = __fadd_rn(buf, __fmul_rn((float)sample(plane, pitch, step, ch, tx.s2, y), tx.wt));
+    return buf;
+}
+
+// cv::resize INTER_AREA of channel `ch` of a sw x sh plane to dw x dh, output pixel (dx, dy).
+__device__ float resize_area(const unsigned char* plane, long long pitch, int step, int ch, int sw, int sh,
+                             int dw, int dh, int dx, int dy) {
+    double scale_x = 1.0 / ((double)dw / (double)sw), scale_y = 1.0 / ((double)dh / (double)sh);
+    double ix = rint(scale_x), iy = rint(scale_y);
+    if (fabs(scale_x - ix) < 2.220446049250313e-16 && fabs(scale_y - iy) < 2.220446049250313e-16) {
+        int ax = (int)ix, ay = (int)iy, sum = 0;
+        for (int y = dy * ay; y < dy * ay + ay; ++y)
+            for (int x = dx * ax; x < dx * ax + ax; ++x) sum += sample(plane, pitch, step, ch, x, y);
+        if (ax == 2 && ay == 2 && step == 1) return (float)((sum + 2) >> 2);
+        return round_u8(__fmul_rn((float)sum, 1.f / (float)(ax * ay)));
     }
-    return (1.f - fy) * ((1.f - fx) * v[0] + fx * v[1]) + fy * ((1.f - fx) * v[2] + fx * v[3]);
+    AreaTaps tx = area_taps(dx, sw, scale_x), ty = area_taps(dy, sh, scale_y);
+    float sum = 0.f;
+    bool first = true;
+    for (int y = ty.s1 - (ty.head ? 1 : 0); y <= ty.s2 - (ty.tail ? 0 : 1); ++y) {
+        float wy = (y < ty.s1) ? ty.wh : (y < ty.s2 ? ty.wm : ty.wt);
+        float t = __fmul_rn(wy, area_row(plane, pitch, step, ch, y, tx));
+        sum = first ? t : __fadd_rn(sum, t);
+        first = false;
+    }
+    return round_u8(sum);
+}
+
+// Source index and 11-bit weights of output index d along one axis of cv::resize INTER_LINEAR.
+__device__ void linear_taps(int d, double scale, int* s, int* w0, int* w1, float* f) {
+    float fx = (float)__dadd_rn(__dmul_rn(__dadd_rn((double)d, 0.5), scale), -0.5);
+    int sx = (int)floorf(fx);
+    *s = sx;
+    *f = fx - (float)sx;
+    *w0 = (int)rintf((1.f - *f) * 2048.f);
+    *w1 = (int)rintf(*f * 2048.f);
+}
+
+// cv::resize INTER_LINEAR (8-bit) of channel `ch` of a sw x sh plane to dw x dh, output pixel (dx, dy).
+__device__ float resize_linear(const unsigned char* plane, long long pitch, int step, int ch, int sw, int sh,
+                               int dw, int dh, int dx, int dy) {
+    double scale_x = 1.0 / ((double)dw / (double)sw), scale_y = 1.0 / ((double)dh / (double)sh);
+    int sx, a0, a1, sy, b0, b1;
+    float fx, fy;
+    linear_taps(dx, scale_x, &sx, &a0, &a1, &fx);
+    if (sx < 0) { sx = 0; a0 = 2048; a1 = 0; }
+    bool right = sx >= sw - 1;
+    if (right) sx = sw - 1;
+    linear_taps(dy, scale_y, &sy, &b0, &b1, &fy);
+    int rows[2] = {clamp_int(sy, 0, sh - 1), clamp_int(sy + 1, 0, sh - 1)};
+    int s[2];
+    for (int k = 0; k < 2; ++k) {
+        s[k] = right ? sample(plane, pitch, step, ch, sx, rows[k]) * 2048
+                     : sample(plane, pitch, step, ch, sx, rows[k]) * a0 + sample(plane, pitch, step, ch, sx + 1, rows[k]) * a1;
+    }
+    int width = dw * step, e = dx * step + ch;
+    int v;
+    if (e < (width & ~7)) {
+        int h0 = ((int)(short)(s[0] >> 4) * (int)(short)b0) >> 16;
+        int h1 = ((int)(short)(s[1] >> 4) * (int)(short)b1) >> 16;
+        v = (h0 + h1 + 2) >> 2;
+    } else {
+        v = (int)(((long long)s[0] * b0 + (long long)s[1] * b1 + (1LL << 21)) >> 22);
+    }
+    return (float)clamp_int(v, 0, 255);
 }
 
 extern "C" __global__ void letterbox_nv12(const unsigned char* __restrict__ y, long long ypitch,
@@ -68,59 +138,82 @@ extern "C" __global__ void letterbox_nv12(const unsigned char* __restrict__ y, l
     int u = blockIdx.x * blockDim.x + threadIdx.x;
     int v = blockIdx.y * blockDim.y + threadIdx.y;
     if (u >= size || v >= size) return;
-    // luma
     float Y = 16.f;
     int bx = u - px, by = v - py;
-    if (bx >= 0 && by >= 0 && bx < nw && by < nh) {
-        double sx = (double)W / nw, sy = (double)H / nh;
-        if (down)
-            Y = round_u8(area_sample(y, ypitch, 1, 0, W, H, bx * sx, fmin((bx + 1) * sx, (double)W),
-                                     by * sy, fmin((by + 1) * sy, (double)H)));
-        else
-            Y = round_u8(bilinear(y, ypitch, 1, 0, W, H, (float)((bx + 0.5) * sx - 0.5), (float)((by + 0.5) * sy - 0.5), 1, 0.f));
-    }
+    if (bx >= 0 && by >= 0 && bx < nw && by < nh)
+        Y = down ? resize_area(y, ypitch, 1, 0, W, H, nw, nh, bx, by) : resize_linear(y, ypitch, 1, 0, W, H, nw, nh, bx, by);
     cy[(long long)v * size + u] = (unsigned char)Y;
     // chroma (one thread per chroma sample)
     int half = size / 2;
     if (u >= half || v >= half) return;
     int cw = (nw + 1) / 2, chh = (nh + 1) / 2;
     int pw = W / 2, ph = H / 2;
-    float U = 128.f, V = 128.f;
+    float c[2] = {128.f, 128.f};
     int cx = u - px / 2, cyy = v - py / 2;
     if (cx >= 0 && cyy >= 0 && cx < cw && cyy < chh) {
-        double sx = (double)pw / cw, sy = (double)ph / chh;
-        if (down) {
-            double ax0 = cx * sx, ax1 = fmin((cx + 1) * sx, (double)pw);
-            double ay0 = cyy * sy, ay1 = fmin((cyy + 1) * sy, (double)ph);
-            U = round_u8(area_sample(uv, uvpitch, 2, 0, pw, ph, ax0, ax1, ay0, ay1));
-            V = round_u8(area_sample(uv, uvpitch, 2, 1, pw, ph, ax0, ax1, ay0, ay1));
-        } else {
-            float fx = (float)((cx + 0.5) * sx - 0.5), fy = (float)((cyy + 0.5) * sy - 0.5);
-            U = round_u8(bilinear(uv, uvpitch, 2, 0, pw, ph, fx, fy, 1, 0.f));
-            V = round_u8(bilinear(uv, uvpitch, 2, 1, pw, ph, fx, fy, 1, 0.f));
-        }
+        for (int k = 0; k < 2; ++k)
+            c[k] = down ? resize_area(uv, uvpitch, 2, k, pw, ph, cw, chh, cx, cyy)
+                        : resize_linear(uv, uvpitch, 2, k, pw, ph, cw, chh, cx, cyy);
     }
-    cuv[((long long)v * half + u) * 2] = (unsigned char)U;
-    cuv[((long long)v * half + u) * 2 + 1] = (unsigned char)V;
+    cuv[((long long)v * half + u) * 2] = (unsigned char)c[0];
+    cuv[((long long)v * half + u) * 2 + 1] = (unsigned char)c[1];
 }
 
-// m: luma map (2x3, row-major), mc: chroma map, both from crop pixel indices to plane pixel indices.
-extern "C" __global__ void affine_nv12(const unsigned char* __restrict__ y, long long ypitch,
-                                       const unsigned char* __restrict__ uv, long long uvpitch,
-                                       int W, int H, int size,
-                                       double m0, double m1, double m2, double m3, double m4, double m5,
-                                       double c0, double c1, double c2, double c3, double c4, double c5,
-                                       unsigned char* __restrict__ cy, unsigned char* __restrict__ cuv) {
+// cv::warpAffine INTER_LINEAR of a one-channel 8-bit plane at (sx, sy): float blend, constant border.
+__device__ float warp_float(const unsigned char* plane, long long pitch, int pw, int ph, float sx, float sy, float border) {
+    int ix = (int)floorf(sx), iy = (int)floorf(sy);
+    float fx = sx - (float)ix, fy = sy - (float)iy;
+    if ((unsigned)(ix + 1) >= (unsigned)(pw + 1) || (unsigned)(iy + 1) >= (unsigned)(ph + 1)) return border;
+    float p[4];
+    for (int k = 0; k < 4; ++k) {
+        int xx = ix + (k & 1), yy = iy + (k >> 1);
+        p[k] = (xx < 0 || yy < 0 || xx >= pw || yy >= ph) ? border : (float)sample(plane, pitch, 1, 0, xx, yy);
+    }
+    float v0 = fmaf(fx, p[1] - p[0], p[0]);
+    float v1 = fmaf(fx, p[3] - p[2], p[2]);
+    return round_u8(fmaf(fy, v1 - v0, v0));
+}
+
+// cv::warpAffine INTER_LINEAR of channel `ch` of a two-channel 8-bit plane for crop pixel (u, v)
+// through the double map c: 1/32-pixel coordinates, 15-bit weights, constant border.
+__device__ float warp_fixed(const unsigned char* plane, long long pitch, int ch, int pw, int ph, int u, int v,
+                            double c0, double c1, double c2, double c3, double c4, double c5, int border) {
+    int X0 = (int)rint(__dmul_rn(__dadd_rn(__dmul_rn(c1, (double)v), c2), 1024.0)) + 16;
+    int Y0 = (int)rint(__dmul_rn(__dadd_rn(__dmul_rn(c4, (double)v), c5), 1024.0)) + 16;
+    int X = (X0 + (int)rint(__dmul_rn(__dmul_rn(c0, (double)u), 1024.0))) >> 5;
+    int Y = (Y0 + (int)rint(__dmul_rn(__dmul_rn(c3, (double)u), 1024.0))) >> 5;
+    int ix = X >> 5, iy = Y >> 5, fx = X & 31, fy = Y & 31;
+    int w[4] = {(32 - fx) * (32 - fy) * 32, fx * (32 - fy) * 32, (32 - fx) * fy * 32, fx * fy * 32};
+    int acc = 0;
+    for (int k = 0; k < 4; ++k) {
+        int xx = ix + (k & 1), yy = iy + (k >> 1);
+        int p = (xx < 0 || yy < 0 || xx >= pw || yy >= ph) ? border : sample(plane, pitch, 2, ch, xx, yy);
+        acc += p * w[k];
+    }
+    return (float)clamp_int((acc + (1 << 14)) >> 15, 0, 255);
+}
+
+// m: luma map as float, c: chroma map as double, both from crop pixel indices to plane pixel
+// indices; rgb: 3x4 row-major; out: (3, size, size).
+extern "C" __global__ void affine_input(const unsigned char* __restrict__ y, long long ypitch,
+                                        const unsigned char* __restrict__ uv, long long uvpitch,
+                                        int W, int H, int size,
+                                        float m0, float m1, float m2, float m3, float m4, float m5,
+                                        double c0, double c1, double c2, double c3, double c4, double c5,
+                                        const float* __restrict__ rgb, float* __restrict__ out) {
     int u = blockIdx.x * blockDim.x + threadIdx.x;
     int v = blockIdx.y * blockDim.y + threadIdx.y;
     if (u >= size || v >= size) return;
-    float sx = (float)(m0 * u + m1 * v + m2), sy = (float)(m3 * u + m4 * v + m5);
-    cy[(long long)v * size + u] = (unsigned char)round_u8(bilinear(y, ypitch, 1, 0, W, H, sx, sy, 0, 16.f));
-    int half = size / 2;
-    if (u >= half || v >= half) return;
-    float cx = (float)(c0 * u + c1 * v + c2), cyy = (float)(c3 * u + c4 * v + c5);
-    cuv[((long long)v * half + u) * 2] = (unsigned char)round_u8(bilinear(uv, uvpitch, 2, 0, W / 2, H / 2, cx, cyy, 0, 128.f));
-    cuv[((long long)v * half + u) * 2 + 1] = (unsigned char)round_u8(bilinear(uv, uvpitch, 2, 1, W / 2, H / 2, cx, cyy, 0, 128.f));
+    float sx = fmaf(m0, (float)u, __fadd_rn(__fmul_rn(m1, (float)v), m2));
+    float sy = fmaf(m3, (float)u, __fadd_rn(__fmul_rn(m4, (float)v), m5));
+    float yuv[3];
+    yuv[0] = warp_float(y, ypitch, W, H, sx, sy, 16.f);
+    for (int k = 0; k < 2; ++k) yuv[k + 1] = warp_fixed(uv, uvpitch, k, W / 2, H / 2, u, v, c0, c1, c2, c3, c4, c5, 128);
+    long long plane = (long long)size * size, i = (long long)v * size + u;
+    for (int k = 0; k < 3; ++k) {
+        const float* r = rgb + 4 * k;
+        out[k * plane + i] = r[0] * yuv[0] + r[1] * yuv[1] + r[2] * yuv[2] + r[3];
+    }
 }
 
 // OpenCV's YUV420 -> RGB (color_yuv: ITUR_BT_601_* coefficients, 20-bit fixed point).
