@@ -1,6 +1,8 @@
 """The `debug` overlay: face boxes, IDs, keypoints and landmarks drawn into the NV12 planes."""
 from __future__ import annotations
 
+from functools import partial
+
 import cv2
 import numpy as np
 
@@ -21,16 +23,23 @@ def _chroma_draw(uv: np.ndarray, fn, colour) -> None:
         uv[..., ch] = plane
 
 
+def _box(plane: np.ndarray, value: float, corners: tuple[int, int, int, int], thick: int, scale: int = 1) -> None:
+    x0, y0, x1, y1 = (v // scale for v in corners)
+    cv2.rectangle(plane, (x0, y0), (x1, y1), int(value), max(1, thick // scale))
+
+
+def _dot(plane: np.ndarray, value: float, centre: tuple[int, int], radius: int) -> None:
+    cv2.circle(plane, centre, radius, int(value), -1)
+
+
 def draw_faces(y: np.ndarray, uv: np.ndarray, faces: list[Face]) -> None:
     for face in faces:
         x0, y0, x1, y1 = (int(round(float(v))) for v in face.box)
         thick = max(1, (x1 - x0) // 120)
 
-        def box(plane, value, scale=1):
-            cv2.rectangle(plane, (x0 // scale, y0 // scale), (x1 // scale, y1 // scale), int(value), max(1, thick // scale))
-
-        box(y, GREEN[0])
-        _chroma_draw(uv, lambda p, v: box(p, v, 2), GREEN)
+        corners = (x0, y0, x1, y1)
+        _box(y, GREEN[0], corners, thick)
+        _chroma_draw(uv, partial(_box, corners=corners, thick=thick, scale=2), GREEN)
         label = f"{face.id} {face.score:.2f}"
         font_scale = max(0.4, (x1 - x0) / 250)
         org = (x0, max(12, y0 - 4))
@@ -47,4 +56,4 @@ def draw_faces(y: np.ndarray, uv: np.ndarray, faces: list[Face]) -> None:
         for kx, ky in np.asarray(face.keypoints).reshape(-1, 2):
             c = (int(kx), int(ky))
             cv2.circle(y, c, max(2, thick * 2), RED[0], -1)
-            _chroma_draw(uv, lambda p, v: cv2.circle(p, (c[0] // 2, c[1] // 2), max(1, thick), int(v), -1), RED)
+            _chroma_draw(uv, partial(_dot, centre=(c[0] // 2, c[1] // 2), radius=max(1, thick)), RED)

@@ -79,7 +79,7 @@ def disc_windows(xs: np.ndarray, ys: np.ndarray, centres: np.ndarray, radii) -> 
     hi = centres + np.asarray(radii, np.float64).reshape(-1, 1)
     c0, c1 = x.searchsorted(lo[:, 0]).tolist(), x.searchsorted(hi[:, 0], side="right").tolist()
     r0, r1 = y.searchsorted(lo[:, 1]).tolist(), y.searchsorted(hi[:, 1], side="right").tolist()
-    return [(slice(a, b), slice(c, d)) for a, b, c, d in zip(r0, r1, c0, c1)]
+    return [(slice(a, b), slice(c, d)) for a, b, c, d in zip(r0, r1, c0, c1, strict=True)]
 
 
 def eyes_field(region: FaceRegion, xs: np.ndarray, ys: np.ndarray, strength: float):
@@ -105,7 +105,7 @@ def slim_vectors(pts: np.ndarray, strength: float, size: float) -> tuple[np.ndar
     axis = axis / max(math.sqrt(axis.dot(axis)), 1e-6)
     centres, shifts = [], []
     for side in (mesh.RIGHT_JAW, mesh.LEFT_JAW):
-        for idx, w in zip(side, SLIM_PROFILE):
+        for idx, w in zip(side, SLIM_PROFILE, strict=True):
             c = pts[idx]
             rel = c - top
             perp = rel - axis * float(rel @ axis)  # from the midline out to the contour
@@ -132,7 +132,7 @@ def slim_field(region: FaceRegion, xs: np.ndarray, ys: np.ndarray, strength: flo
     keep = np.ones(shape, np.float32)
     inv_r2 = np.float32(1.0 / (radius * radius))
     one = np.float32(1.0)
-    for c, v, (rows, cols) in zip(centres, shifts, disc_windows(xs, ys, centres, radius)):
+    for c, v, (rows, cols) in zip(centres, shifts, disc_windows(xs, ys, centres, radius), strict=True):
         if rows.start >= rows.stop or cols.start >= cols.stop:
             continue
         ox = xs[:, cols] - np.float32(c[0])
