@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from .codec import cpu as cpu_codec
-from .codec.base import Codec, Decoder, Encoder, EncoderSettings
+from .codec.base import Codec, CodecUnavailable, Decoder, Encoder, EncoderSettings
 from .effects.base import Effects
 from .effects.cpu import CpuEffects
 from .vision.base import Vision
@@ -117,13 +117,17 @@ def gpu_plan() -> GpuPlan:
     probe = probe_gpu()
     dev = probe.device.split(" ")[0] if probe.device else "gpu:0"
     ok, why = gpu_codec.nvdec_available()
+    av_ok, av_why = cpu_codec.pyav_status()
     if ok:
         decode = Placement("decode", dev, f"nvdec ({why})",
                            "H.264, HEVC, AV1 and VP9 decoded by NVDEC into GPU memory; MJPEG and raw input "
-                           "decoded on the CPU and uploaded")
-    else:
+                           "decoded on the CPU and uploaded" + ("" if av_ok else f" ({av_why}: no MJPEG input)"))
+    elif av_ok:
         decode = Placement("decode", "cpu", "pyav/ffmpeg, frames uploaded to the GPU",
                            f"{why}: packets decoded on the CPU, each frame copied to the GPU once")
+    else:
+        decode = Placement("decode", "cpu", "unavailable: pyav missing",
+                           f"{why}; {av_why}: only raw NV12/I420 input can be decoded")
     trt_ok, trt_why = trt_available()
     if trt_ok:
         vision = Placement("vision", dev, f"tensorrt {trt_why} (int8 engines, cuda graphs)",
@@ -143,6 +147,8 @@ def gpu_plan() -> GpuPlan:
             encode[codec.value] = Placement("encode", dev, p.detail, "GetEncoderCaps reports NVENC for this codec")
         elif p.engine == "pinned-host":
             encode[codec.value] = Placement("encode", "cpu", "pinned-host copy", p.detail)
+        elif not av_ok:
+            encode[codec.value] = Placement("encode", "cpu", "unavailable: pyav missing", f"{p.detail}; {av_why}")
         else:
             encoder = {Codec.H264: "libx264", Codec.HEVC: "libx265", Codec.MJPEG: "mjpeg"}[codec]
             encode[codec.value] = Placement("encode", "cpu", f"pinned-host copy + pyav/ffmpeg ({encoder})", p.detail)
@@ -165,17 +171,25 @@ class GpuBackend:
         self.stream = cp.cuda.Stream(non_blocking=True)
 
     def placements(self) -> list[Placement]:
-        return [Placement(p.stage, p.device, p.engine, f"{self.reason}; {p.reason}") for p in self.plan.placements(self.output)]
+        return [Placement(p.stage, p.device, p.engine, f"{self.reason}; {p.reason}")
+                for p in self.plan.placements(self.output)]
 
     def decoder(self, codec: Codec, width: int, height: int) -> Decoder:
         from .codec import gpu as gpu_codec
 
-        return gpu_codec.make_decoder(codec, width, height, self.stream)
+        try:
+            return gpu_codec.make_decoder(codec, width, height, self.stream)
+        except CodecUnavailable as exc:
+            raise BackendUnavailable(f"the gpu backend cannot decode {codec.name} on this host: {exc}") from None
 
     def encoder(self, settings: EncoderSettings) -> Encoder:
         from .codec import gpu as gpu_codec
 
-        return gpu_codec.make_encoder(settings, self.stream)
+        try:
+            return gpu_codec.make_encoder(settings, self.stream)
+        except CodecUnavailable as exc:
+            raise BackendUnavailable(
+                f"the gpu backend cannot encode {settings.codec.name} on this host: {exc}") from None
 
     def vision(self, max_faces: int, fps: float) -> Vision:
         from .vision.gpu import GpuVision

@@ -1,12 +1,17 @@
-"""Shared fixtures: the test media and real servers on loopback ports."""
+"""Shared fixtures: the test media and real servers on loopback ports.
+
+The server is imported by the fixtures that start one, so tests that need no server (the GPU
+codec and kernel tests) collect without its companions (health checking, reflection).
+"""
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import pytest
-
-from facestream.server.app import FaceStreamServer
-from facestream.server.config import ServerConfig
-
 from support import CLIP, MEDIA, decode_clip, photo_frame
+
+if TYPE_CHECKING:
+    from facestream.server.app import FaceStreamServer
 
 
 def pytest_collection_modifyitems(config, items):
@@ -30,7 +35,7 @@ def pytest_collection_modifyitems(config, items):
 @pytest.fixture(scope="session")
 def media():
     if not CLIP.exists():
-        pytest.fail(f"test media not found at {MEDIA}; the shared/ folder must sit beside the checkout")
+        pytest.fail(f"test media not found at {MEDIA}; set FACESTREAM_MEDIA or put shared/ beside the checkout")
     return MEDIA
 
 
@@ -50,6 +55,9 @@ def photo():
 @pytest.fixture
 async def server_factory():
     """Starts real servers on free loopback ports; all are stopped at the end of the test."""
+    from facestream.server.app import FaceStreamServer
+    from facestream.server.config import ServerConfig
+
     servers: list[FaceStreamServer] = []
 
     async def start(**overrides) -> FaceStreamServer:

@@ -9,11 +9,10 @@ import subprocess
 import sys
 
 import pytest
-
-from support import CLIP, target
 from facestream.client import FaceStreamClient
 from facestream.engines import backend as backends
 from facestream.proto import pb
+from support import CLIP, target
 
 GPU_ONLY = ("cupy", "PyNvVideoCodec", "tensorrt")
 no_gpu = pytest.mark.skipif(backends.probe_gpu().available, reason="this host has a GPU")
@@ -32,6 +31,33 @@ def test_importing_the_engines_needs_no_gpu_library():
     assert out.returncode == 0, out.stderr
     if not backends.probe_gpu().available:
         assert out.stdout.strip() == "[]", out.stdout
+
+
+def test_a_host_without_pyav_starts_and_says_pyav_missing():
+    """PyAV is only the GPU backend's fallback: without it the server imports, the plan names
+    what cannot run, and a CPU codec that needs it says so."""
+    code = (
+        "import sys\n"
+        "sys.modules['av'] = None\n"  # `import av` raises ImportError
+        "import facestream.server.app\n"
+        "from facestream.engines import backend\n"
+        "from facestream.engines.codec import cpu\n"
+        "from facestream.engines.codec.base import Codec, CodecUnavailable, EncoderSettings\n"
+        "plan = backend.gpu_plan()\n"
+        "print(plan.encode['mjpeg'].engine)\n"
+        "print(plan.encode['nv12'].engine)\n"
+        "print(type(cpu.make_decoder(Codec.RAW_NV12, 64, 64)).__name__)\n"
+        "try:\n"
+        "    cpu.make_encoder(EncoderSettings(Codec.H264, 64, 64))\n"
+        "except CodecUnavailable as exc:\n"
+        "    print(exc)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    mjpeg, raw, decoder, error = out.stdout.strip().splitlines()
+    assert mjpeg == "unavailable: pyav missing"
+    assert raw == "pinned-host copy" and decoder == "RawDecoder"
+    assert error.startswith("pyav missing: the CPU codecs need PyAV")
 
 
 @no_gpu

@@ -28,6 +28,10 @@ class CodecError(ValueError):
     """Input the codec cannot handle; the message says what was wrong and is shown to the client."""
 
 
+class CodecUnavailable(RuntimeError):
+    """A codec library this host lacks (PyAV on a GPU host, say); the message names it and the fix."""
+
+
 # How many packets may go in without a picture coming out before the input is declared
 # undecodable: more than any conformant stream's reorder delay (H.264/HEVC allow 16).
 MAX_PICTURE_DELAY = 16
@@ -61,6 +65,36 @@ class PictureWatch:
                 f"the stream {_framing(self.codec)}?)"
             )
         return frames
+
+
+# Output codecs that code only even sizes in 4:2:0: a picture of odd width or height comes out
+# with its padding (H.264 and HEVC crop in steps of two chroma-sized units).
+EVEN_ONLY = frozenset({Codec.H264, Codec.HEVC})
+
+
+def even(n: int) -> int:
+    return n + (n & 1)
+
+
+def output_size(codec: Codec, width: int, height: int) -> tuple[int, int]:
+    """The size `codec` writes a width x height picture at: as it is, or padded to even."""
+    return (even(width), even(height)) if codec in EVEN_ONLY else (width, height)
+
+
+def check_frame_size(settings: "EncoderSettings", frame: Frame) -> None:
+    """CodecError when `frame` is not the size the encoder was made for (NV12: padded to even)."""
+    if (even(settings.width), even(settings.height)) != (frame.width, frame.height):
+        width, height = frame.picture_size
+        raise CodecError(
+            f"frame size changed mid-stream from {settings.width}x{settings.height} to "
+            f"{width}x{height}; start a new session for the new size"
+        )
+
+
+def nv12_bytes(y, uv, width: int, height: int) -> bytes:
+    """Raw NV12 of the width x height picture in (possibly padded) planes: luma rows cut to the
+    picture, chroma as it is (ceil(w/2) x ceil(h/2) samples, which padding does not change)."""
+    return y[:height, :width].tobytes() + uv.tobytes()
 
 
 @dataclass

@@ -1,13 +1,39 @@
-"""CPU codecs on PyAV (FFmpeg): packet-fed decoders and low-latency encoders, NV12 in and out."""
+"""CPU codecs on PyAV (FFmpeg): packet-fed decoders and low-latency encoders, NV12 in and out.
+
+PyAV is imported on first use, so the GPU backend (which imports this module for its fallbacks)
+starts, and reports what it cannot do, on a host without PyAV.
+"""
 from __future__ import annotations
 
 from fractions import Fraction
+from types import ModuleType
+from typing import TYPE_CHECKING
 
-import av
 import numpy as np
 
 from ..frame import Frame
-from .base import Codec, CodecError, EncodedPacket, EncoderSettings, PictureWatch, undecodable
+from .base import Codec, CodecError, CodecUnavailable, EncodedPacket, EncoderSettings, PictureWatch, undecodable
+
+if TYPE_CHECKING:
+    import av
+
+
+def pyav() -> ModuleType:
+    """The `av` module, or CodecUnavailable saying that PyAV is missing."""
+    try:
+        import av
+    except ImportError as exc:
+        raise CodecUnavailable(f"pyav missing: the CPU codecs need PyAV (pip install av): {exc}") from None
+    return av
+
+
+def pyav_status() -> tuple[bool, str]:
+    """(True, "PyAV <version>") where PyAV imports, else (False, why not)."""
+    try:
+        return True, f"PyAV {pyav().__version__}"
+    except CodecUnavailable as exc:
+        return False, str(exc)
+
 
 # FFmpeg decoder names for the compressed input codecs.
 _DECODERS = {Codec.H264: "h264", Codec.HEVC: "hevc", Codec.AV1: "libdav1d", Codec.VP9: "vp9", Codec.MJPEG: "mjpeg"}
@@ -15,7 +41,7 @@ _DECODERS = {Codec.H264: "h264", Codec.HEVC: "hevc", Codec.AV1: "libdav1d", Code
 
 def _plane(frame: av.VideoFrame, i: int, rows: int, cols: int) -> np.ndarray:
     plane = frame.planes[i]
-    return np.frombuffer(plane, np.uint8).reshape(rows, plane.line_size)[:, :cols]
+    return np.frombuffer(memoryview(plane), np.uint8).reshape(rows, plane.line_size)[:, :cols]
 
 
 def nv12_planes(frame: av.VideoFrame) -> tuple[np.ndarray, np.ndarray]:
@@ -41,7 +67,7 @@ def nv12_planes(frame: av.VideoFrame) -> tuple[np.ndarray, np.ndarray]:
 
 def planes_to_video_frame(y: np.ndarray, uv: np.ndarray) -> av.VideoFrame:
     h, w = y.shape
-    return av.VideoFrame.from_ndarray(np.concatenate([y, uv.reshape(h // 2, w)]), format="nv12")
+    return pyav().VideoFrame.from_ndarray(np.concatenate([y, uv.reshape(h // 2, w)]), format="nv12")
 
 
 class PyAVDecoder:
@@ -49,7 +75,8 @@ class PyAVDecoder:
 
     def __init__(self, codec: Codec) -> None:
         self.codec = codec
-        self._ctx = av.CodecContext.create(_DECODERS[codec], "r")
+        self._av = pyav()
+        self._ctx = self._av.CodecContext.create(_DECODERS[codec], "r")
         # Slice threads keep latency at one frame; frame threads would hold pictures back.
         self._ctx.thread_type = "SLICE"
         self._ctx.options = {"err_detect": "crccheck+bitstream+buffer"}
@@ -59,7 +86,7 @@ class PyAVDecoder:
     def _frames(self, packet: av.Packet | None, what: str) -> list[Frame]:
         try:
             decoded = self._ctx.decode(packet)
-        except av.error.FFmpegError as exc:
+        except self._av.error.FFmpegError as exc:
             raise undecodable(self.codec, what, exc.strerror or exc) from None
         frames = []
         for f in decoded:
@@ -74,7 +101,7 @@ class PyAVDecoder:
         return frames
 
     def decode(self, data: bytes, pts: int) -> list[Frame]:
-        packet = av.Packet(data)
+        packet = self._av.Packet(data)
         packet.pts = pts
         packet.dts = None
         return self._watch.check(self._frames(packet, f"packet with pts {pts}"))
@@ -101,9 +128,10 @@ class RawDecoder:
 
     def decode(self, data: bytes, pts: int) -> list[Frame]:
         if len(data) != self._size:
+            layout = "interleaved UV" if self.codec is Codec.RAW_NV12 else "U and V planes"
             raise CodecError(
                 f"raw {self.codec.name} packet with pts {pts} has {len(data)} bytes; a {self.width}x{self.height} "
-                f"frame has {self._size} (Y plane then {'interleaved UV' if self.codec is Codec.RAW_NV12 else 'U and V planes'})"
+                f"frame has {self._size} (Y plane then {layout})"
             )
         w, h = self.width, self.height
         buf = np.frombuffer(data, np.uint8)
@@ -141,11 +169,12 @@ class PyAVEncoder:
     """
 
     def __init__(self, settings: EncoderSettings) -> None:
+        lib = pyav()
         s = settings
         self.settings = s
         fps = Fraction(*s.frame_rate) if s.frame_rate[0] > 0 and s.frame_rate[1] > 0 else Fraction(30)
         if s.codec is Codec.H264:
-            ctx = av.CodecContext.create("libx264", "w")
+            ctx = lib.CodecContext.create("libx264", "w")
             ctx.pix_fmt = "nv12"
             # superfast: 1.6x less time per frame than veryfast at 360p for ~20 % more bytes at the same
             # CRF; a live server is bound by frame time (benchmarks/results/encoder-presets.md).
@@ -157,14 +186,14 @@ class PyAVEncoder:
             if not s.bitrate_kbps:
                 opts["crf"] = str(_crf(s.quality, 23))
         elif s.codec is Codec.HEVC:
-            ctx = av.CodecContext.create("libx265", "w")
+            ctx = lib.CodecContext.create("libx265", "w")
             ctx.pix_fmt = "yuv420p"
             params = "log-level=error:repeat-headers=1"
             if not s.bitrate_kbps:
                 params += f":crf={_crf(s.quality, 28)}"
             opts = {"preset": "ultrafast", "tune": "zerolatency", "x265-params": params}
         elif s.codec is Codec.MJPEG:
-            ctx = av.CodecContext.create("mjpeg", "w")
+            ctx = lib.CodecContext.create("mjpeg", "w")
             ctx.pix_fmt = "yuvj420p"
             quality = s.quality or 85
             # A fixed quantiser: qmin = qmax pins it (FFmpeg's mjpeg encoder ignores qscale alone here).

@@ -1,19 +1,27 @@
 """Shared data for the GPU tests: the clip's Annex-B packets, PyAV's decode of it, faces found
-by the CPU vision stage on a few frames. Everything here is skipped where there is no GPU."""
+by the CPU vision stage on a few frames. Everything here is skipped where there is no GPU.
+
+The clip comes from FACESTREAM_MEDIA (tests/support.py); PyAV, the reference decoder, is imported
+by the fixtures that use it, so a GPU host without it collects these tests and skips the ones
+that need it with "pyav missing".
+"""
 from __future__ import annotations
 
 from pathlib import Path
+from types import ModuleType
 
-import av
 import numpy as np
 import pytest
+from support import CLIP
 
-REPO = Path(__file__).resolve().parents[2]
-CLIP = REPO.parent / "shared" / "media" / "short_hamilton_clip.mp4"
+
+def _pyav() -> ModuleType:
+    return pytest.importorskip("av", reason="pyav missing: the reference decode needs PyAV")
 
 
 def annexb_packets(path: Path) -> list[tuple[bytes, int]]:
     """(Annex-B access unit, pts) per packet of an MP4 H.264/HEVC file."""
+    av = _pyav()
     with av.open(str(path)) as c:
         s = c.streams.video[0]
         bsf = av.BitStreamFilterContext(f"{s.codec_context.name}_mp4toannexb", s)
@@ -31,7 +39,7 @@ def annexb_packets(path: Path) -> list[tuple[bytes, int]]:
 @pytest.fixture(scope="session")
 def clip_packets() -> list[tuple[bytes, int]]:
     if not CLIP.exists():
-        pytest.fail(f"test media not found at {CLIP}")
+        pytest.fail(f"test media not found at {CLIP}; set FACESTREAM_MEDIA")
     return annexb_packets(CLIP)
 
 
@@ -40,8 +48,15 @@ def clip_nv12() -> list[tuple[np.ndarray, np.ndarray]]:
     """PyAV's decode of the clip as (y, uv) NV12 planes."""
     from facestream.engines.codec.cpu import nv12_planes
 
+    if not CLIP.exists():
+        pytest.fail(f"test media not found at {CLIP}; set FACESTREAM_MEDIA")
+    av = _pyav()
     with av.open(str(CLIP)) as c:
-        return [tuple(a.copy() for a in nv12_planes(f)) for f in c.decode(c.streams.video[0])]
+        out = []
+        for f in c.decode(c.streams.video[0]):
+            y, uv = nv12_planes(f)
+            out.append((y.copy(), uv.copy()))
+        return out
 
 
 @pytest.fixture(scope="session")
@@ -58,8 +73,3 @@ def clip_faces(clip_nv12):
             out.append((y, uv, faces))
     assert out, "the CPU vision stage found no faces in the clip"
     return out
-
-
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
-    return float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse)
