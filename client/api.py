@@ -5,13 +5,13 @@ import asyncio
 import json
 import time
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable, Iterable, Mapping, Sequence
+from typing import Any, Awaitable, Callable, Mapping, Sequence
 
 import grpc
 
 from facestream.proto import pb, rpc
 
-from .sink import FileSink, FrameDecoder
+from .sink import FileSink, FrameDecoder, ImageSink, check_output, is_image_path
 from .source import SourceError, VideoSource
 
 EffectsArg = Mapping[str, float] | Sequence[pb.Effect] | pb.EffectSettings | None
@@ -91,6 +91,14 @@ async def _next(iterator):
     return await asyncio.to_thread(next, iterator, None)
 
 
+def _open_sink(output: str, codec: int, quality: int, started: pb.SessionStarted,
+               src: VideoSource) -> FileSink | ImageSink:
+    if is_image_path(output):
+        return ImageSink(output, quality)
+    width, height = started.output_width or src.width, started.output_height or src.height
+    return FileSink(output, codec, width, height, src.time_base, src.frame_rate)
+
+
 class FaceStreamClient:
     """Talks to one server; use as `async with FaceStreamClient("host:port") as client`."""
 
@@ -148,10 +156,21 @@ class FaceStreamClient:
         """Streams `source` through a session and writes/hands over the result.
 
         `effect_updates` maps an input packet index to the effects to switch to just before that
-        packet is sent. `pace` sends at the source frame rate, like a camera; otherwise as fast
+        packet is sent. An `output` ending in an image extension (.jpg, .png, ...) takes a still
+        image in and writes the processed picture; an output that cannot be written raises
+        ValueError before the session starts. `pace` sends at the source frame rate, like a camera; otherwise as fast
         as the server takes packets. Raises FaceStreamError with the server's status.
         """
         src = source if isinstance(source, VideoSource) else VideoSource(source, raw=raw)
+        if output:
+            if is_image_path(output):
+                output_codec = pb.CODEC_RAW_NV12   # exact pictures; the image is encoded here
+            try:
+                check_output(output, output_codec, src.still)
+            except ValueError:
+                if src is not source:
+                    src.close()
+                raise
         config = pb.SessionConfig(
             input=src.input_config(),
             output=pb.OutputConfig(codec=output_codec, quality=quality),
@@ -174,7 +193,7 @@ class FaceStreamClient:
             started = first.started
             sender = asyncio.create_task(self._send(call, src, sent_at, effect_updates or {}, pace))
             if output:
-                sink = FileSink(output, output_codec, src.width, src.height, src.time_base, src.frame_rate)
+                sink = _open_sink(output, output_codec, quality, started, src)
             if faces_json:
                 faces_file = open(faces_json, "w")
             if on_frame and decode_frames:
@@ -236,7 +255,8 @@ class FaceStreamClient:
         try:
             while (packet := await _next(packets)) is not None:
                 if index in updates:
-                    await call.write(pb.ProcessRequest(effects_update=pb.EffectsUpdate(effects=effect_settings(updates[index]))))
+                    update = pb.EffectsUpdate(effects=effect_settings(updates[index]))
+                    await call.write(pb.ProcessRequest(effects_update=update))
                 if interval:
                     await asyncio.sleep(max(0.0, start + index * interval - time.perf_counter()))
                 sent_at[packet.pts] = time.perf_counter()

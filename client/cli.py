@@ -16,13 +16,47 @@ from .source import SourceError, VideoSource
 _OUTPUT_CODECS = {"h264": pb.CODEC_H264, "hevc": pb.CODEC_HEVC, "mjpeg": pb.CODEC_MJPEG, "nv12": pb.CODEC_RAW_NV12}
 
 
+def _fitted(source: VideoSource, limits: pb.Limits, fit: bool) -> VideoSource:
+    """The source, reopened scaled down when it is larger than the server accepts and `fit` is set.
+
+    Raises ValueError saying what to do when it is too large and `fit` is not set."""
+    max_w, max_h = limits.max_width, limits.max_height
+    if not max_w or not max_h or (source.width <= max_w and source.height <= max_h):
+        return source
+    size = f"{source.width}x{source.height}"
+    if not fit:
+        raise ValueError(f"{source.url!r} is {size}, larger than this server accepts ({max_w}x{max_h}); "
+                         f"pass --fit to scale it down to fit")
+    source.close()
+    fitted = VideoSource(source.url, raw=True, fit=(max_w, max_h))
+    print(f"facestream-client: scaled {size} down to {fitted.width}x{fitted.height} to fit the server's "
+          f"limit of {max_w}x{max_h}", file=sys.stderr)
+    return fitted
+
+
 async def _process(args: argparse.Namespace) -> int:
-    try:
-        effects = parse_effects(args.effects or "")
-        source = VideoSource(args.input, raw=args.raw)
-    except ValueError as exc:
-        print(f"facestream-client: {exc}", file=sys.stderr)
-        return 2
+    async with FaceStreamClient(args.server) as client:
+        try:
+            effects = parse_effects(args.effects or "")
+            source = VideoSource(args.input, raw=args.raw)
+        except ValueError as exc:
+            print(f"facestream-client: {exc}", file=sys.stderr)
+            return 2
+        try:
+            source = _fitted(source, (await client.capabilities()).limits, args.fit)
+        except ValueError as exc:
+            source.close()
+            print(f"facestream-client: {exc}", file=sys.stderr)
+            return 2
+        except FaceStreamError as exc:
+            source.close()
+            print(f"facestream-client: the server did not answer: {exc}", file=sys.stderr)
+            return 1
+        return await _run(client, source, effects, args)
+
+
+async def _run(client: FaceStreamClient, source: VideoSource, effects: dict[str, float],
+               args: argparse.Namespace) -> int:
     bar = tqdm(total=source.frames, unit="frame", disable=args.quiet, dynamic_ncols=True)
     latencies: list[float] = []
 
@@ -34,24 +68,24 @@ async def _process(args: argparse.Namespace) -> int:
             recent = sorted(latencies[-100:])
             bar.set_postfix(latency_ms=f"{recent[len(recent) // 2]:.0f}", faces=len(frame.packet.faces))
 
-    async with FaceStreamClient(args.server) as client:
-        try:
-            result = await client.process(
-                source, output=args.output, output_codec=_OUTPUT_CODECS[args.codec], quality=args.quality,
-                effects=effects, faces_json=args.faces_json, return_landmarks=args.landmarks,
-                realtime=args.realtime, pace=args.pace, progress=progress,
-            )
-        except FaceStreamError as exc:
-            bar.close()
-            print(f"facestream-client: the server ended the session: {exc}", file=sys.stderr)
-            return 1
-        except SourceError as exc:
-            bar.close()
-            print(f"facestream-client: {exc}", file=sys.stderr)
-            return 1
-        finally:
-            source.close()
-    bar.close()
+    try:
+        result = await client.process(
+            source, output=args.output, output_codec=_OUTPUT_CODECS[args.codec], quality=args.quality,
+            effects=effects, faces_json=args.faces_json, return_landmarks=args.landmarks,
+            realtime=args.realtime, pace=args.pace, progress=progress,
+        )
+    except ValueError as exc:
+        print(f"facestream-client: {exc}", file=sys.stderr)
+        return 2
+    except (FaceStreamError, SourceError) as exc:
+        what = "the server ended the session: " if isinstance(exc, FaceStreamError) else ""
+        print(f"facestream-client: {what}{exc}", file=sys.stderr)
+        return 1
+    finally:
+        bar.close()
+        source.close()
+    for note in result.started.notes:
+        print(f"facestream-client: note from the server: {note}", file=sys.stderr)
     s = result.stats
     print(
         f"{result.frames} frames -> {args.output or '(no output file)'} at {s.fps:.1f} fps "
@@ -81,13 +115,16 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("process", help="process a video (file, URL or device) and write the result")
     p.add_argument("input", help="anything FFmpeg opens: a file, rtmp:// or http:// URL, a device")
-    p.add_argument("-o", "--output", help="output file (.mp4 or .mkv; .mkv for --codec nv12)")
+    p.add_argument("-o", "--output", help="output file: a video (.mp4, .mkv, ...; .mkv for --codec nv12), or for "
+                   "a photo an image (.jpg, .png, ...)")
     p.add_argument("--codec", choices=sorted(_OUTPUT_CODECS), default="h264", help="output codec")
     p.add_argument("--quality", type=int, default=0, help="1..100, higher is better (0: codec default)")
     p.add_argument("--effects", help="comma-separated name=strength, for example smooth=0.6,eyes=0.3")
     p.add_argument("--faces-json", help="write one JSON line per frame with pts and faces")
     p.add_argument("--landmarks", action="store_true", help="include the 468 landmarks in --faces-json")
     p.add_argument("--raw", action="store_true", help="decode here and send raw NV12 frames")
+    p.add_argument("--fit", action="store_true",
+                   help="scale pictures larger than the server accepts down to fit (keeping the aspect ratio)")
     p.add_argument("--realtime", action="store_true", help="let the server drop work to keep up (real-time policy)")
     p.add_argument("--pace", action="store_true", help="send at the source frame rate, like a camera")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")

@@ -12,12 +12,16 @@ class Frame:
     `y` is the full-resolution luma plane (H, W) and `uv` the half-resolution interleaved
     chroma plane (H/2, W/2, 2), both uint8. On the CPU backend they are NumPy arrays, on the
     GPU backend CuPy arrays on the session's stream; stages modify them in place.
+
+    NV12 needs an even width and height: a picture with an odd one is carried with its last
+    column or row repeated once, and `pad` says how many (columns, rows) were added.
     """
 
     y: Any
     uv: Any
     pts: int
     index: int = 0
+    pad: tuple[int, int] = (0, 0)
 
     @property
     def width(self) -> int:
@@ -26,3 +30,8 @@ class Frame:
     @property
     def height(self) -> int:
         return int(self.y.shape[0])
+
+    @property
+    def picture_size(self) -> tuple[int, int]:
+        """(width, height) of the picture itself, without the padding."""
+        return self.width - self.pad[0], self.height - self.pad[1]

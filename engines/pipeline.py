@@ -13,7 +13,7 @@ from collections import deque
 from dataclasses import dataclass, field, replace
 from typing import Callable
 
-from .codec.base import CodecError, Decoder, EncodedPacket, Encoder, EncoderSettings
+from .codec.base import CodecError, Decoder, EncodedPacket, Encoder, EncoderSettings, output_size
 from .effects.base import Effects, EffectSettings
 from .frame import Frame
 from .stages import QUEUED, TOTAL, FrameStatus, Stage
@@ -84,9 +84,10 @@ class DecodeStage:
                 f"frame size {frame.width}x{frame.height} is over this server's limit of "
                 f"{self.max_width}x{self.max_height}; scale the video down before sending it"
             )
-        if any(self.declared) and (frame.width, frame.height) != self.declared:
+        if any(self.declared) and frame.picture_size != self.declared:
+            width, height = frame.picture_size
             raise CodecError(
-                f"the stream's frames are {frame.width}x{frame.height} but config.input declares "
+                f"the stream's frames are {width}x{height} but config.input declares "
                 f"{self.declared[0]}x{self.declared[1]}; fix the config, or leave width and height 0"
             )
 
@@ -172,7 +173,8 @@ class EncodeStage:
             return self._ready([])
         frame = item.frame
         if self.encoder is None:
-            self._settings = replace(self._settings, width=frame.width, height=frame.height)
+            width, height = output_size(self._settings.codec, *frame.picture_size)
+            self._settings = replace(self._settings, width=width, height=height)
             self.encoder = self._make_encoder(self._settings)
         t = time.perf_counter()
         packets = self.encoder.encode(frame)

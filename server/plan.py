@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from facestream.engines.codec.base import Codec, EncoderSettings
+from facestream.engines.codec.base import Codec, EncoderSettings, output_size
 from facestream.engines.effects.base import EffectSetting, EffectSettings
 from facestream.engines.effects.registry import EffectError, validate
 from facestream.proto import pb
@@ -79,6 +79,8 @@ class SessionPlan:
     realtime: bool
     backend: str
     label: str
+    # What the server changes from what was asked, said in `started`.
+    notes: tuple[str, ...] = ()
 
 
 def _codecs(inp: pb.InputConfig, out: pb.OutputConfig) -> tuple[Codec, Codec]:
@@ -134,12 +136,13 @@ def session_plan(cfg: pb.SessionConfig, limits: ServerConfig) -> SessionPlan:
     _check_options(cfg)
     time_base = _rational(inp.time_base, (1, 90000), "config.input.time_base")
     frame_rate = _frame_rate(inp, limits)
+    out_w, out_h = output_size(out_codec, inp.width, inp.height)
     return SessionPlan(
         input_codec=codec,
         width=inp.width,
         height=inp.height,
         encoder=EncoderSettings(
-            out_codec, inp.width, inp.height, out.quality, out.bitrate_kbps, out.gop, time_base, frame_rate
+            out_codec, out_w, out_h, out.quality, out.bitrate_kbps, out.gop, time_base, frame_rate
         ),
         effects=effect_settings(cfg.effects, 0),
         return_faces=cfg.return_faces,
@@ -147,4 +150,14 @@ def session_plan(cfg: pb.SessionConfig, limits: ServerConfig) -> SessionPlan:
         realtime=cfg.drop_policy == pb.DROP_POLICY_REALTIME,
         backend=BACKEND_NAMES[cfg.backend],
         label=cfg.label,
+        notes=_size_notes(out_codec, inp.width, inp.height),
     )
+
+
+def _size_notes(codec: Codec, width: int, height: int) -> tuple[str, ...]:
+    out = output_size(codec, width, height)
+    if out == (width, height):
+        return ()
+    return (f"the output is {out[0]}x{out[1]}, padded from {width}x{height} by repeating the last "
+            f"{'column' if out[0] != width else 'row'}{' and row' if out[0] != width and out[1] != height else ''}: "
+            f"{codec.name} codes only even sizes; crop it, or ask for MJPEG or raw NV12 output to keep the size",)

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from facestream.engines.backend import Placement
+from facestream.engines.codec.base import output_size
 from facestream.engines.pipeline import FrameInFlight
 from facestream.engines.stages import FrameStatus
 from facestream.engines.vision.face import Face
@@ -68,6 +69,9 @@ def started_response(session_id: str, config: pb.SessionConfig, plan: SessionPla
             config=negotiated_config(config, plan),
             backend=pb.BACKEND_CPU if backend == "cpu" else pb.BACKEND_GPU,
             stages=stage_messages(placements),
+            output_width=plan.encoder.width,
+            output_height=plan.encoder.height,
+            notes=plan.notes,
         )
     )
 
@@ -91,12 +95,13 @@ def timings_message(timings: dict[str, float]) -> pb.StageTimings:
 
 def packet_response(item: FrameInFlight, plan: SessionPlan) -> pb.ProcessResponse:
     frame, packet = item.frame, item.packet
+    output_width, output_height = output_size(plan.encoder.codec, *frame.picture_size)
     msg = pb.OutputPacket(
         data=packet.data if packet else b"",
         pts=frame.pts,
         codec=WIRE_CODECS[plan.encoder.codec],
-        width=frame.width,
-        height=frame.height,
+        width=output_width,
+        height=output_height,
         keyframe=packet.keyframe if packet else False,
         frame_index=frame.index,
         status=WIRE_STATUS[item.status],

@@ -12,7 +12,17 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..frame import Frame
-from .base import Codec, CodecError, CodecUnavailable, EncodedPacket, EncoderSettings, PictureWatch, undecodable
+from .base import (
+    Codec,
+    CodecError,
+    CodecUnavailable,
+    EncodedPacket,
+    EncoderSettings,
+    PictureWatch,
+    check_frame_size,
+    nv12_bytes,
+    undecodable,
+)
 
 if TYPE_CHECKING:
     import av
@@ -44,25 +54,37 @@ def _plane(frame: av.VideoFrame, i: int, rows: int, cols: int) -> np.ndarray:
     return np.frombuffer(memoryview(plane), np.uint8).reshape(rows, plane.line_size)[:, :cols]
 
 
-def nv12_planes(frame: av.VideoFrame) -> tuple[np.ndarray, np.ndarray]:
-    """Y (H, W) and interleaved UV (H/2, W/2, 2) planes of an FFmpeg frame, in video range.
+def pad_to_even(y: np.ndarray, pad: tuple[int, int]) -> np.ndarray:
+    """The luma plane with its last column and/or row repeated `pad` times (0 or 1 each)."""
+    if not any(pad):
+        return y
+    return np.pad(y, ((0, pad[1]), (0, pad[0])), mode="edge")
+
+
+def nv12_planes(frame: av.VideoFrame) -> tuple[np.ndarray, np.ndarray, tuple[int, int]]:
+    """Y (H, W) and interleaved UV (H/2, W/2, 2) planes of an FFmpeg frame, in video range, and
+    the (columns, rows) added to make an odd-sized picture even.
 
     The software decoders' usual yuv420p is repacked with two array copies (several times
     cheaper than a swscale pass); other formats go through swscale.
     """
     h, w = frame.height, frame.width
-    if w % 2 or h % 2:
-        raise CodecError(f"frame size {w}x{h} is odd; NV12 processing needs even width and height")
+    pad = (w & 1, h & 1)
+    if any(pad) and frame.format.name != "yuv420p":
+        # odd sizes go through planar 4:2:0, whose chroma planes already have ceil(w/2) x ceil(h/2) samples
+        ranges = {"src_color_range": "JPEG", "dst_color_range": "MPEG"} if frame.format.name.startswith("yuvj") else {}
+        frame = frame.reformat(format="yuv420p", **ranges)
     if frame.format.name == "yuv420p":
-        y = _plane(frame, 0, h, w).copy()
-        uv = np.empty((h // 2, w // 2, 2), np.uint8)
-        uv[..., 0] = _plane(frame, 1, h // 2, w // 2)
-        uv[..., 1] = _plane(frame, 2, h // 2, w // 2)
-        return y, uv
+        ch, cw = (h + 1) // 2, (w + 1) // 2
+        y = pad_to_even(_plane(frame, 0, h, w), pad).copy()
+        uv = np.empty((ch, cw, 2), np.uint8)
+        uv[..., 0] = _plane(frame, 1, ch, cw)
+        uv[..., 1] = _plane(frame, 2, ch, cw)
+        return y, uv, pad
     if frame.format.name.startswith("yuvj"):  # JPEG's full range, as the rest of the pipeline expects video range
         frame = frame.reformat(format="nv12", src_color_range="JPEG", dst_color_range="MPEG")
     nv12 = frame.to_ndarray(format="nv12")
-    return nv12[:h], nv12[h:].reshape(h // 2, w // 2, 2)
+    return nv12[:h], nv12[h:].reshape(h // 2, w // 2, 2), pad
 
 
 def planes_to_video_frame(y: np.ndarray, uv: np.ndarray) -> av.VideoFrame:
@@ -90,13 +112,13 @@ class PyAVDecoder:
             raise undecodable(self.codec, what, exc.strerror or exc) from None
         frames = []
         for f in decoded:
-            y, uv = nv12_planes(f)
+            y, uv, pad = nv12_planes(f)
             pts = f.pts if f.pts is not None else f.best_effort_timestamp
             if pts is None:
                 raise CodecError(
                     f"the decoder returned a picture without a timestamp for {what}; set Packet.pts on every packet"
                 )
-            frames.append(Frame(y=y, uv=uv, pts=pts, index=self._index))
+            frames.append(Frame(y=y, uv=uv, pts=pts, index=self._index, pad=pad))
             self._index += 1
         return frames
 
@@ -114,16 +136,18 @@ class PyAVDecoder:
 
 
 class RawDecoder:
-    """Raw NV12 or I420 frames, one per packet, of the size given in the session config."""
+    """Raw NV12 or I420 frames, one per packet, of the size given in the session config.
+
+    Any size: a picture of odd width or height has ceil(w/2) x ceil(h/2) chroma samples, and is
+    carried on with its last luma column or row repeated (Frame.pad)."""
 
     def __init__(self, codec: Codec, width: int, height: int) -> None:
-        if width <= 0 or height <= 0 or width % 2 or height % 2:
-            raise CodecError(
-                f"raw {codec.name} input needs an even, non-zero width and height in the session config "
-                f"(got {width}x{height})"
-            )
+        if width <= 0 or height <= 0:
+            raise CodecError(f"raw {codec.name} input needs a non-zero width and height in the session config "
+                             f"(got {width}x{height})")
         self.codec, self.width, self.height = codec, width, height
-        self._size = width * height * 3 // 2
+        self._chroma = ((height + 1) // 2, (width + 1) // 2)
+        self._size = width * height + 2 * self._chroma[0] * self._chroma[1]
         self._index = 0
 
     def decode(self, data: bytes, pts: int) -> list[Frame]:
@@ -131,19 +155,21 @@ class RawDecoder:
             layout = "interleaved UV" if self.codec is Codec.RAW_NV12 else "U and V planes"
             raise CodecError(
                 f"raw {self.codec.name} packet with pts {pts} has {len(data)} bytes; a {self.width}x{self.height} "
-                f"frame has {self._size} (Y plane then {layout})"
+                f"frame has {self._size} (Y plane then {layout}, {self._chroma[1]}x{self._chroma[0]} chroma samples)"
             )
         w, h = self.width, self.height
+        ch, cw = self._chroma
         buf = np.frombuffer(data, np.uint8)
-        y = buf[: w * h].reshape(h, w).copy()
+        pad = (w & 1, h & 1)
+        y = pad_to_even(buf[: w * h].reshape(h, w), pad).copy()
         if self.codec is Codec.RAW_NV12:
-            uv = buf[w * h :].reshape(h // 2, w // 2, 2).copy()
+            uv = buf[w * h :].reshape(ch, cw, 2).copy()
         else:
-            q = w * h // 4
-            u = buf[w * h : w * h + q].reshape(h // 2, w // 2)
-            v = buf[w * h + q :].reshape(h // 2, w // 2)
+            q = ch * cw
+            u = buf[w * h : w * h + q].reshape(ch, cw)
+            v = buf[w * h + q :].reshape(ch, cw)
             uv = np.stack([u, v], axis=-1)
-        frame = Frame(y=y, uv=uv, pts=pts, index=self._index)
+        frame = Frame(y=y, uv=uv, pts=pts, index=self._index, pad=pad)
         self._index += 1
         return [frame]
 
@@ -221,14 +247,12 @@ class PyAVEncoder:
         return out
 
     def encode(self, frame: Frame) -> list[EncodedPacket]:
-        if (frame.width, frame.height) != (self.settings.width, self.settings.height):
-            raise CodecError(
-                f"frame size changed mid-stream from {self.settings.width}x{self.settings.height} to "
-                f"{frame.width}x{frame.height}; start a new session for the new size"
-            )
+        check_frame_size(self.settings, frame)
         vf = planes_to_video_frame(frame.y, frame.uv)
         if self._ctx.pix_fmt != "nv12":
             vf = vf.reformat(format=self._ctx.pix_fmt)
+        if (vf.width, vf.height) != (self.settings.width, self.settings.height):
+            vf = _cropped(vf, self.settings.width, self.settings.height)
         vf.pts = self._count
         self._pts[self._count] = frame.pts
         self._count += 1
@@ -241,14 +265,28 @@ class PyAVEncoder:
         self._ctx = None
 
 
+def _cropped(vf: av.VideoFrame, width: int, height: int) -> av.VideoFrame:
+    """A planar 4:2:0 frame cut to width x height (its padding column or row dropped)."""
+    out = pyav().VideoFrame(width, height, vf.format.name)
+    for i, dst in enumerate(out.planes):
+        sub = 0 if i == 0 else 1
+        rows, cols = -(-height >> sub), -(-width >> sub)   # ceil for the chroma planes
+        data = np.zeros((rows, dst.line_size), np.uint8)
+        data[:, :cols] = _plane(vf, i, -(-vf.height >> sub), -(-vf.width >> sub))[:rows, :cols]
+        dst.update(data.tobytes())
+    return out
+
+
 class RawEncoder:
-    """NV12 out: the Y plane followed by the interleaved UV plane."""
+    """NV12 out: the Y plane followed by the interleaved UV plane, at the picture's own size."""
 
     def __init__(self, settings: EncoderSettings) -> None:
         self.settings = settings
 
     def encode(self, frame: Frame) -> list[EncodedPacket]:
-        return [EncodedPacket(frame.y.tobytes() + frame.uv.tobytes(), frame.pts, True)]
+        check_frame_size(self.settings, frame)
+        return [EncodedPacket(nv12_bytes(frame.y, frame.uv, self.settings.width, self.settings.height), frame.pts,
+                              True)]
 
     def flush(self) -> list[EncodedPacket]:
         return []

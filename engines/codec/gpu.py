@@ -38,6 +38,9 @@ from .base import (
     EncodedPacket,
     EncoderSettings,
     PictureWatch,
+    check_frame_size,
+    even,
+    nv12_bytes,
     undecodable,
 )
 
@@ -422,16 +425,12 @@ class HostEncoder:
         self.settings = settings
         self.stream = stream
         self._inner = cpu_codec.make_encoder(settings)
-        self._host = PinnedHost(settings.width, settings.height)
+        self._host = PinnedHost(even(settings.width), even(settings.height))
 
     def encode(self, frame: Frame) -> list[EncodedPacket]:
-        if (frame.width, frame.height) != (self.settings.width, self.settings.height):
-            raise CodecError(
-                f"frame size changed mid-stream from {self.settings.width}x{self.settings.height} to "
-                f"{frame.width}x{frame.height}; start a new session for the new size"
-            )
+        check_frame_size(self.settings, frame)
         y, uv = self._host.fetch(frame, self.stream)
-        return self._inner.encode(Frame(y=y, uv=uv, pts=frame.pts, index=frame.index))
+        return self._inner.encode(Frame(y=y, uv=uv, pts=frame.pts, index=frame.index, pad=frame.pad))
 
     def flush(self) -> list[EncodedPacket]:
         return self._inner.flush()
@@ -519,11 +518,7 @@ class NvEncoder:
         return packets
 
     def encode(self, frame: Frame) -> list[EncodedPacket]:
-        if (frame.width, frame.height) != (self.settings.width, self.settings.height):
-            raise CodecError(
-                f"frame size changed mid-stream from {self.settings.width}x{self.settings.height} to "
-                f"{frame.width}x{frame.height}; start a new session for the new size"
-            )
+        check_frame_size(self.settings, frame)
         self._pts.append(frame.pts)
         return self._packets(self._enc.Encode(self._input(frame)))
 
@@ -540,13 +535,12 @@ class HostRawEncoder:
     def __init__(self, settings: EncoderSettings, stream) -> None:
         self.settings = settings
         self.stream = stream
-        self._host = None
+        self._host = PinnedHost(even(settings.width), even(settings.height))
 
     def encode(self, frame: Frame) -> list[EncodedPacket]:
-        if self._host is None:
-            self._host = PinnedHost(frame.width, frame.height)
+        check_frame_size(self.settings, frame)
         y, uv = self._host.fetch(frame, self.stream)
-        return [EncodedPacket(y.tobytes() + uv.tobytes(), frame.pts, True)]
+        return [EncodedPacket(nv12_bytes(y, uv, self.settings.width, self.settings.height), frame.pts, True)]
 
     def flush(self) -> list[EncodedPacket]:
         return []

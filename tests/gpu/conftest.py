@@ -54,7 +54,7 @@ def clip_nv12() -> list[tuple[np.ndarray, np.ndarray]]:
     with av.open(str(CLIP)) as c:
         out = []
         for f in c.decode(c.streams.video[0]):
-            y, uv = nv12_planes(f)
+            y, uv, _ = nv12_planes(f)
             out.append((y.copy(), uv.copy()))
         return out
 

@@ -181,16 +181,22 @@ class StagePlacement(_message.Message):
     def __init__(self, stage: _Optional[str] = ..., device: _Optional[str] = ..., engine: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class SessionStarted(_message.Message):
-    __slots__ = ("session_id", "config", "backend", "stages")
+    __slots__ = ("session_id", "config", "backend", "stages", "output_width", "output_height", "notes")
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     CONFIG_FIELD_NUMBER: _ClassVar[int]
     BACKEND_FIELD_NUMBER: _ClassVar[int]
     STAGES_FIELD_NUMBER: _ClassVar[int]
+    OUTPUT_WIDTH_FIELD_NUMBER: _ClassVar[int]
+    OUTPUT_HEIGHT_FIELD_NUMBER: _ClassVar[int]
+    NOTES_FIELD_NUMBER: _ClassVar[int]
     session_id: str
     config: SessionConfig
     backend: Backend
     stages: _containers.RepeatedCompositeFieldContainer[StagePlacement]
-    def __init__(self, session_id: _Optional[str] = ..., config: _Optional[_Union[SessionConfig, _Mapping]] = ..., backend: _Optional[_Union[Backend, str]] = ..., stages: _Optional[_Iterable[_Union[StagePlacement, _Mapping]]] = ...) -> None: ...
+    output_width: int
+    output_height: int
+    notes: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, session_id: _Optional[str] = ..., config: _Optional[_Union[SessionConfig, _Mapping]] = ..., backend: _Optional[_Union[Backend, str]] = ..., stages: _Optional[_Iterable[_Union[StagePlacement, _Mapping]]] = ..., output_width: _Optional[int] = ..., output_height: _Optional[int] = ..., notes: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class Box(_message.Message):
     __slots__ = ("x", "y", "width", "height")
