@@ -248,7 +248,7 @@ def _settings():
 def pipeline(packets, deadline: Deadline, clock: ModelClock, repeats: int = 2) -> dict[str, Any]:
     """The full pipeline back to back in one session, the best of `repeats` runs."""
     import cupy as cp
-    from facestream.engines.backend import GpuBackend
+    from facestream.engines.gpu_backend import GpuBackend
     from facestream.engines.codec.base import Codec, EncoderSettings
 
     settings = _settings()
@@ -316,7 +316,7 @@ def pipeline(packets, deadline: Deadline, clock: ModelClock, repeats: int = 2) -
 def _stream_worker(packets, seconds: float, out: dict, key: int, ready: threading.Event,
                    start: threading.Event) -> None:
     """One paced 30 fps session; its result, or the error that ended it, goes into out[key]."""
-    from facestream.engines.backend import GpuBackend
+    from facestream.engines.gpu_backend import GpuBackend
     from facestream.engines.codec.base import Codec, EncoderSettings
 
     dec = vis = enc = None
@@ -404,7 +404,7 @@ def concurrent(packets, deadline: Deadline, run_seconds: float, limit: int, cloc
         runs.append(r)
         lo, hi = (mid, hi) if r["ok"] else (lo, mid)
     exact = hi is not None and hi - lo <= 1
-    from facestream.engines.backend import gpu_plan
+    from facestream.engines.gpu_backend import gpu_plan
 
     where, label = _vision_label(gpu_plan().placements())
     return {"sustained_1080p30_streams": lo, "exact": exact,
@@ -426,7 +426,8 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     deadline = Deadline(args.budget)
 
-    from facestream.engines.backend import gpu_plan, probe_gpu
+    from facestream.engines.backend import probe_gpu
+    from facestream.engines.gpu_backend import gpu_plan
 
     gpu = probe_gpu()
     slug = "".join(c if c.isalnum() else "-" for c in gpu.name.lower()).strip("-")

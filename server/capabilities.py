@@ -36,10 +36,12 @@ def model_messages() -> list[pb.ModelInfo]:
 
 def _backend_messages(config: ServerConfig) -> list[pb.BackendInfo]:
     gpu = backends.probe_gpu()
-    cpu = backends.CpuBackend("cpu backend" if gpu.available or config.backend == "cpu"
-                              else f"auto: no usable GPU ({gpu.detail})")
+    cpu = backends.backend_class("cpu")("cpu backend" if gpu.available or config.backend == "cpu"
+                                        else f"auto: no usable GPU ({gpu.detail})")
     if gpu.available:
-        gpu_stages = backends.gpu_plan().placements()
+        from facestream.engines.gpu_backend import gpu_plan
+
+        gpu_stages = gpu_plan().placements()
         gpu_detail = (f"{gpu.name}, compute capability {gpu.compute_capability}, {gpu.memory_gb:g} GB, "
                       f"CUDA driver {gpu.driver}; " + "; ".join(f"{p.stage}: {p.engine}" for p in gpu_stages))
     else:

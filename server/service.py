@@ -35,7 +35,7 @@ log = logging.getLogger("facestream.service")
 _RELEASE_AFTER = 0.5
 
 # The backend for (the backend a session asks for, its output codec's name); raises BackendUnavailable.
-BackendResolver = Callable[[str, str], backends.CpuBackend | backends.GpuBackend]
+BackendResolver = Callable[[str, str], backends.Backend]
 
 
 def _peer_principal(context: grpc.aio.ServicerContext) -> Principal:

@@ -19,7 +19,7 @@ from typing import AsyncGenerator, AsyncIterator
 
 import grpc
 
-from facestream.engines.backend import CpuBackend, GpuBackend
+from facestream.engines.backend import Backend
 from facestream.engines.effects.base import EffectSettings
 from facestream.engines.pipeline import DecodeStage, EffectsStage, EncodeStage, FrameInFlight
 from facestream.engines.stages import FrameStatus, Queue
@@ -44,7 +44,7 @@ class Session:
     sending; `close` (also at the end of `run`) releases the codecs."""
 
     def __init__(
-        self, plan: SessionPlan, backend: CpuBackend | GpuBackend, server: ServerConfig, executor: Executor,
+        self, plan: SessionPlan, backend: Backend, server: ServerConfig, executor: Executor,
         stuck: StuckCalls, session_id: str | None = None, metrics: Metrics | None = None,
     ) -> None:
         self.id = session_id or uuid.uuid4().hex[:12]

@@ -9,10 +9,11 @@ import subprocess
 import sys
 
 import pytest
+from support import CLIP, target
+
 from facestream.client import FaceStreamClient
 from facestream.engines import backend as backends
 from facestream.proto import pb
-from support import CLIP, target
 
 GPU_ONLY = ("cupy", "PyNvVideoCodec", "tensorrt")
 no_gpu = pytest.mark.skipif(backends.probe_gpu().available, reason="this host has a GPU")
@@ -21,7 +22,7 @@ no_gpu = pytest.mark.skipif(backends.probe_gpu().available, reason="this host ha
 def test_importing_the_engines_needs_no_gpu_library():
     code = (
         "import sys\n"
-        "import facestream.engines.backend, facestream.engines.pipeline\n"
+        "import facestream.engines.backend, facestream.engines.gpu_backend, facestream.engines.pipeline\n"
         "import facestream.engines.codec.gpu, facestream.engines.vision.gpu, facestream.engines.vision.gpu_resample\n"
         "import facestream.engines.effects.gpu, facestream.engines.models.tensorrt, facestream.engines.batching\n"
         "facestream.engines.backend.resolve('cpu')\n"
@@ -40,10 +41,10 @@ def test_a_host_without_pyav_starts_and_says_pyav_missing():
         "import sys\n"
         "sys.modules['av'] = None\n"  # `import av` raises ImportError
         "import facestream.server.app\n"
-        "from facestream.engines import backend\n"
+        "from facestream.engines import gpu_backend\n"
         "from facestream.engines.codec import cpu\n"
         "from facestream.engines.codec.base import Codec, CodecUnavailable, EncoderSettings\n"
-        "plan = backend.gpu_plan()\n"
+        "plan = gpu_backend.gpu_plan()\n"
         "print(plan.encode['mjpeg'].engine)\n"
         "print(plan.encode['nv12'].engine)\n"
         "print(type(cpu.make_decoder(Codec.RAW_NV12, 64, 64)).__name__)\n"
@@ -77,6 +78,17 @@ def test_gpu_request_fails_with_the_reason():
         backends.resolve("gpu")
 
 
+def test_backends_are_imported_only_when_picked():
+    code = ("import sys\n"
+            "import facestream.engines.backend as b\n"
+            "print(sorted(m.rsplit('.', 1)[1] for m in sys.modules if m.endswith('_backend')))\n"
+            "b.resolve('cpu')\n"
+            "print(sorted(m.rsplit('.', 1)[1] for m in sys.modules if m.endswith('_backend')))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split("\n")[:2] == ["[]", "['cpu_backend']"]
+
+
 def test_cpu_backend_unchanged():
     backend = backends.resolve("cpu")
     assert backend.name == "cpu"
@@ -85,7 +97,9 @@ def test_cpu_backend_unchanged():
 
 
 def test_gpu_plan_describes_every_stage_without_loading_anything():
-    plan = backends.gpu_plan()
+    from facestream.engines.gpu_backend import gpu_plan
+
+    plan = gpu_plan()
     stages = [p.stage for p in plan.placements()]
     assert stages == ["decode", "vision", "effects", "encode"]
     assert set(plan.encode) == {"h264", "hevc", "mjpeg", "nv12"}

@@ -131,7 +131,7 @@ def cuda() -> dict[str, Any]:
 
 def engines() -> dict[str, Any]:
     """The backend's own view: GPU probe, codec libraries, model runtime and the per-stage plan."""
-    from facestream.engines import backend
+    from facestream.engines import backend, gpu_backend
     from facestream.engines.codec import cpu as cpu_codec
     from facestream.engines.codec import gpu as gpu_codec
     from facestream.engines.models.tensorrt import available as trt_available
@@ -147,7 +147,7 @@ def engines() -> dict[str, Any]:
         out["onnxruntime_providers"] = ort.get_available_providers()
     except Exception as exc:
         out["onnxruntime_providers"] = f"not importable: {exc}"
-    plan = backend.gpu_plan()
+    plan = gpu_backend.gpu_plan()
     out["plan"] = {codec: [vars(p) for p in plan.placements(codec)] for codec in plan.encode}
     auto = backend.resolve("auto")
     out["auto"] = {"backend": auto.name, "placements": [vars(p) for p in auto.placements()]}

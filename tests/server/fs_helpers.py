@@ -7,13 +7,13 @@ import urllib.request
 from pathlib import Path
 from typing import IO, Callable
 
+from support import BIN, CLIP, Outcome, free_port, stream  # noqa: F401 (the server tests import them from here)
+
 from facestream.client import VideoSource
 from facestream.client.health import wait_serving
-from facestream.engines import backend as backends
+from facestream.engines.cpu_backend import CpuBackend
 from facestream.engines.frame import Frame
 from facestream.proto import pb
-
-from support import BIN, CLIP, Outcome, free_port, stream  # noqa: F401 (the server tests import them from here)
 
 END = pb.ProcessRequest(end=pb.EndOfStream())
 
@@ -45,7 +45,7 @@ def h264_config(**kw) -> pb.ProcessRequest:
     return pb.ProcessRequest(config=pb.SessionConfig(input=inp, **kw))
 
 
-class HookedBackend(backends.CpuBackend):
+class HookedBackend(CpuBackend):
     """The CPU backend with hooks run before each vision and encode call: to slow down or stall a stage."""
 
     def __init__(self, reason: str, before_vision: Callable[[Frame], None] | None = None,
