@@ -6,9 +6,9 @@ Sharing one pool the size of the machine keeps many sessions from oversubscribin
 """
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 import functools
 import os
+from concurrent.futures import ThreadPoolExecutor
 
 
 @functools.cache

@@ -8,7 +8,6 @@ credentials. API keys are random high-entropy tokens, so a single SHA-256 is the
 """
 from __future__ import annotations
 
-import asyncio
 import contextvars
 import hashlib
 import logging
@@ -19,6 +18,7 @@ from pathlib import Path
 import grpc
 
 from .config import ServerConfig
+from .intake import discard
 
 log = logging.getLogger("facestream.auth")
 
@@ -165,15 +165,7 @@ def _abort_handler(handler: grpc.RpcMethodHandler, message: str, in_band=None,
         # stop and half-close, then end with the status (so its writes do not fail first).
         if in_band is not None:
             await context.write(in_band(grpc.StatusCode.UNAUTHENTICATED, message))
-
-        async def consume():
-            async for _ in requests:
-                pass
-
-        try:
-            await asyncio.wait_for(consume(), drain_seconds)
-        except (asyncio.TimeoutError, Exception):
-            pass
+        await discard(requests, drain_seconds)
         await context.abort(grpc.StatusCode.UNAUTHENTICATED, message)
 
     kw = dict(request_deserializer=handler.request_deserializer, response_serializer=handler.response_serializer)

@@ -54,15 +54,16 @@ def photo():
 
 @pytest.fixture
 async def server_factory():
-    """Starts real servers on free loopback ports; all are stopped at the end of the test."""
+    """Starts real servers on free loopback ports; all are stopped at the end of the test.
+    `resolve=` picks each session's backend (a slowed or stuck one, say) instead of the default."""
+    from facestream.engines import backend as backends
     from facestream.server.app import FaceStreamServer
     from facestream.server.config import ServerConfig
 
     servers: list[FaceStreamServer] = []
 
-    async def start(**overrides) -> FaceStreamServer:
-        cfg = ServerConfig(host="127.0.0.1", port=0, **overrides)
-        srv = FaceStreamServer(cfg)
+    async def start(resolve=backends.resolve, **overrides) -> FaceStreamServer:
+        srv = FaceStreamServer(ServerConfig(host="127.0.0.1", port=0, **overrides), resolve=resolve)
         await srv.start()
         servers.append(srv)
         return srv
