@@ -124,7 +124,8 @@ class FaceStreamServer:
         if self.config.backend != "cpu" and backends.gpu_backend_ready()[0]:
             from facestream.engines.vision.gpu import shared_models
 
-            shared_models().warm_up()  # builds and caches TensorRT engines on the first start
+            # the first call makes the process's models: the batching budget is fixed here
+            shared_models(budget_ms=self.config.batch_budget_ms).warm_up()  # builds and caches TensorRT engines
 
     async def start(self) -> None:
         """Listens at once (health says NOT_SERVING), then verifies and warms up the models."""

@@ -6,6 +6,8 @@ import os
 from dataclasses import MISSING, dataclass, field, fields
 from typing import Any, Mapping
 
+from facestream.engines.batching import DEFAULT_BUDGET_MS
+
 
 class ConfigurationError(Exception):
     """A setting the server cannot start with (a bad value, a bad key file, a missing certificate, ...)."""
@@ -46,6 +48,10 @@ class ServerConfig:
     )
     max_session_seconds: float = field(
         default=4 * 3600.0, metadata={"help": "longest a session may run before RESOURCE_EXHAUSTED; 0: no limit"}
+    )
+    batch_budget_ms: float = field(
+        default=DEFAULT_BUDGET_MS,
+        metadata={"help": "gpu backend: how long a detector or mesh call waits for other streams' calls to batch with"},
     )
     realtime_latency_ms: float = field(
         default=200.0,
