@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
+
 from facestream.engines.models.specs import DEFAULT_DETECTOR
 
 REPO = Path(__file__).resolve().parents[1]
@@ -127,6 +128,7 @@ def make_1080p(src: Path, frames: int, deadline: Deadline) -> list[tuple[bytes, 
 
 def versions() -> dict[str, Any]:
     import cupy as cp
+
     from facestream.engines.backend import probe_gpu
 
     v: dict[str, Any] = {"python": platform.python_version()}
@@ -215,6 +217,7 @@ def _vision_label(placements) -> tuple[str, str]:
 def decode_only(packets, deadline: Deadline, repeats: int = 3) -> dict[str, Any]:
     """Decoder throughput alone (frames per second), the copy into frame-owned memory included."""
     import cupy as cp
+
     from facestream.engines.codec.base import Codec
     from facestream.engines.codec.gpu import make_decoder
 
@@ -232,10 +235,10 @@ def decode_only(packets, deadline: Deadline, repeats: int = 3) -> dict[str, Any]
         stream.synchronize()
         best = max(best, n / (time.perf_counter() - t))
         frames, runs = n, runs + 1
-        # FallbackDecoder holds the decoder in use: NVDEC, or the CPU one it fell back to
-        engine = type(getattr(dec, "_inner", dec)).__name__
+        on_nvdec = getattr(dec, "on_nvdec", False)   # a FallbackDecoder: NVDEC, or the CPU one it fell back to
+        engine = "NvDecoder" if on_nvdec else type(dec).__name__ if not hasattr(dec, "on_nvdec") else "UploadDecoder"
         dec.close()
-    where = "gpu (nvdec)" if engine == "NvDecoder" else "cpu (pyav), frames uploaded"
+    where = "gpu (nvdec)" if on_nvdec else "cpu (pyav), frames uploaded"
     return {"frames": frames, "fps": round(best, 1), "runs": runs, "engine": engine, "decoded_on": where}
 
 
@@ -248,8 +251,9 @@ def _settings():
 def pipeline(packets, deadline: Deadline, clock: ModelClock, repeats: int = 2) -> dict[str, Any]:
     """The full pipeline back to back in one session, the best of `repeats` runs."""
     import cupy as cp
-    from facestream.engines.gpu_backend import GpuBackend
+
     from facestream.engines.codec.base import Codec, EncoderSettings
+    from facestream.engines.gpu_backend import GpuBackend
 
     settings = _settings()
     best: dict[str, Any] | None = None
@@ -316,8 +320,8 @@ def pipeline(packets, deadline: Deadline, clock: ModelClock, repeats: int = 2) -
 def _stream_worker(packets, seconds: float, out: dict, key: int, ready: threading.Event,
                    start: threading.Event) -> None:
     """One paced 30 fps session; its result, or the error that ended it, goes into out[key]."""
-    from facestream.engines.gpu_backend import GpuBackend
     from facestream.engines.codec.base import Codec, EncoderSettings
+    from facestream.engines.gpu_backend import GpuBackend
 
     dec = vis = enc = None
     try:

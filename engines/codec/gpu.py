@@ -87,7 +87,8 @@ def nvdec_available() -> tuple[bool, str]:
     except ImportError as exc:
         return False, f"PyNvVideoCodec is not installed ({exc.name or exc})"
     except Exception as exc:
-        return False, f"PyNvVideoCodec does not load: {exc}"
+        # the library appends several lines of troubleshooting to its error: the first says what failed
+        return False, f"PyNvVideoCodec does not load: {str(exc).splitlines()[0] if str(exc) else exc!r}"
     version = f"PyNvVideoCodec {getattr(nvc, '__version__', '')}".strip()
     packets = _probe_stream()
     if packets is None:
@@ -352,6 +353,11 @@ class FallbackDecoder:
         if frames:
             self._held = None
         return frames
+
+    @property
+    def on_nvdec(self) -> bool:
+        """Whether NVDEC decodes this stream (False once it fell back to the CPU decoder)."""
+        return isinstance(self._inner, NvDecoder)
 
     def flush(self) -> list[Frame]:
         if self._held:
