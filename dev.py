@@ -53,7 +53,7 @@ def main() -> int:
         ensure_env("")
         return subprocess.call([str(BIN / "facestream"), "serve", "--backend", "cpu", *args], cwd=ROOT)
     if command == "test":
-        ensure_env("dev,bench")
+        ensure_env("dev,bench,webrtc")
         return subprocess.call([str(PYTHON), "-m", "pytest", *args], cwd=ROOT)
     print(__doc__, file=sys.stderr)
     return 2

@@ -25,7 +25,6 @@ import socket
 import statistics
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -64,7 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--clip", default=None, help="video file every stream sends "
                                                   "(default: ../shared/media/short_hamilton_clip.mp4)")
     src.add_argument("--frames", type=int, default=0, help="frames per stream (0: the whole clip; more loops it)")
-    src.add_argument("--effects", default=DEFAULT_EFFECTS, help='effects and strengths, "smooth=0.5,eyes=0.3"; "" for none')
+    src.add_argument("--effects", default=DEFAULT_EFFECTS,
+                     help='effects and strengths, "smooth=0.5,eyes=0.3"; "" for none')
     src.add_argument("--streams", help="comma-separated stream counts to run paced, instead of the ramp")
     src.add_argument("--max-streams", type=int, default=16, help="where the ramp stops if the objective still holds")
     src.add_argument("--past-break", type=int, default=2, help="ramp steps run after the objective first breaks, "
@@ -189,7 +189,8 @@ async def run(opts: argparse.Namespace) -> dict[str, Any]:
                    "drop_policy": "realtime" if realtime else "lossless", "paced": not opts.no_pace,
                    "skip_frames": opts.skip_frames},
         "objective": {"p99_ms": objective_ms,
-                      "basis": "set by --objective-ms" if opts.objective_ms else f"one frame interval at {rate:.2f} fps",
+                      "basis": ("set by --objective-ms" if opts.objective_ms
+                                else f"one frame interval at {rate:.2f} fps"),
                       "max_unprocessed_rate": opts.max_unprocessed},
     }
 
@@ -225,7 +226,8 @@ async def run(opts: argparse.Namespace) -> dict[str, Any]:
                 runs.append(s)
                 if opts.raw:
                     raw_rows.extend((f"throughput{k + 1}", 1, rec) for rec in r.records)
-                log(f"throughput run {k + 1}: {s['throughput_fps']['out']:.1f} fps, p50 {s['latency_ms']['p50']:.1f} ms")
+                log(f"throughput run {k + 1}: {s['throughput_fps']['out']:.1f} fps, "
+                    f"p50 {s['latency_ms']['p50']:.1f} ms")
             fps = statistics.median(s["throughput_fps"]["out"] for s in runs)
             median_run = min(runs, key=lambda s: abs(s["throughput_fps"]["out"] - fps))
             result["throughput"] = {"fps": fps, "runs_fps": [s["throughput_fps"]["out"] for s in runs],
@@ -293,8 +295,8 @@ def _write_raw(rows, path: Path) -> None:
         w.writerow(["phase", "streams", "stream", "index", "pts", "received_s", "latency_ms", "status", "faces",
                     *loadgen.STAGES])
         for phase, n, r in rows:
-            w.writerow([phase, n, r.stream, r.index, r.pts, f"{r.received_s:.4f}", f"{r.latency_ms:.3f}", r.status, r.faces,
-                        *(f"{r.timings[k]:.3f}" for k in loadgen.STAGES)])
+            w.writerow([phase, n, r.stream, r.index, r.pts, f"{r.received_s:.4f}", f"{r.latency_ms:.3f}", r.status,
+                        r.faces, *(f"{r.timings[k]:.3f}" for k in loadgen.STAGES)])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -302,7 +304,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         parse_effects(opts.effects)
     except ValueError as exc:
-        raise SystemExit(f"facestream-bench: {exc}")
+        raise SystemExit(f"facestream-bench: {exc}") from exc
     if opts.render:
         import json
 

@@ -53,7 +53,7 @@ def mean_psnr(frames: list[np.ndarray], packets: list[bytes]) -> float:
     out = [f.to_ndarray(format="nv12") for p in packets for f in dec.decode(av.Packet(p))]
     out += [f.to_ndarray(format="nv12") for f in dec.decode(None)]
     h = frames[0].shape[0] * 2 // 3
-    mse = [np.mean((a[:h].astype(np.float64) - b[:h]) ** 2) for a, b in zip(frames, out)]
+    mse = [np.mean((a[:h].astype(np.float64) - b[:h]) ** 2) for a, b in zip(frames, out, strict=True)]
     return float(np.mean([10 * np.log10(255 ** 2 / max(m, 1e-9)) for m in mse]))
 
 
@@ -75,7 +75,8 @@ def main() -> None:
     lines = [f"libx264 presets on {args.clip.name} ({w}x{h}, {len(frames)} frames), CRF {args.crf}, "
              f"{threads or 'auto'} thread(s), zerolatency; ratios to {SERVER_PRESET} (the server's preset) "
              "from the same run", "",
-             "| preset | ms/frame | time ratio | kB | size ratio | luma PSNR dB |", "| --- | --- | --- | --- | --- | --- |"]
+             "| preset | ms/frame | time ratio | kB | size ratio | luma PSNR dB |",
+             "| --- | --- | --- | --- | --- | --- |"]
     for preset, ms, size, psnr in rows:
         lines.append(f"| {preset} | {ms:.2f} | {ms / ref[1]:.2f} | {size // 1024} | {size / ref[2]:.2f} | {psnr:.2f} |")
     text = "\n".join(lines)

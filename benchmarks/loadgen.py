@@ -114,7 +114,7 @@ def stats_dict(stats: pb.SessionStats) -> dict[str, Any]:
 
 async def _one_stream(
     target: str, clip: str, i: int, frames: int | None, *, pace: bool, delay: float, t0: float,
-    effects: Mapping[str, float], realtime: bool, backend: int, records: list[FrameRecord],
+    effects: Mapping[str, float], realtime: bool, backend: pb.Backend, records: list[FrameRecord],
 ) -> StreamOutcome:
     out = StreamOutcome(i)
     src = ClipSource(clip, frames)
@@ -153,7 +153,7 @@ async def _one_stream(
 
 async def run_streams(
     target: str, clip: str, streams: int, *, frames: int | None = None, pace: bool = True,
-    effects: Mapping[str, float] | None = None, realtime: bool = False, backend: int = pb.BACKEND_AUTO,
+    effects: Mapping[str, float] | None = None, realtime: bool = False, backend: pb.Backend = pb.BACKEND_AUTO,
     sampler: "Any | None" = None,
 ) -> RunResult:
     """Runs `streams` sessions at once and returns every frame's record."""
@@ -235,7 +235,8 @@ def summarise(run: RunResult, *, skip: int = 0) -> dict[str, Any]:
                        "count": len(lat), "skipped_first_frames_per_stream": skip},
         "throughput_fps": {"in": max(1, sent - 2 * run.streams) / send_span if send_span > 0 else math.nan,
                            "out": received / span if span > 0 else math.nan,
-                           "per_stream_mean": sum(per_stream_fps) / len(per_stream_fps) if per_stream_fps else math.nan},
+                           "per_stream_mean": (sum(per_stream_fps) / len(per_stream_fps) if per_stream_fps
+                                               else math.nan)},
         "frame_status": statuses,
         "dropped_frames": statuses.get("dropped", 0),
         "passed_through_frames": statuses.get("passed_through", 0),

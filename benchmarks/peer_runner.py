@@ -35,7 +35,8 @@ def mediapipe_python(setup: bool = True) -> tuple[str | None, str]:
     return str(Path(out.stdout.strip().splitlines()[-1]) / "bin" / "python"), "set up by setup_mediapipe.sh"
 
 
-def run_peer(python: str, name: str, clip: str, frames: int, max_faces: int = 1, timeout: float = 900) -> dict[str, Any]:
+def run_peer(python: str, name: str, clip: str, frames: int, max_faces: int = 1,
+             timeout: float = 900) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "out.json"
         proc = subprocess.run([python, str(SCRIPTS[name]), clip, str(frames), str(out), str(max_faces)],

@@ -52,7 +52,8 @@ def plots(result: dict[str, Any], out: Path) -> list[str]:
         for s in steps:
             cdf = s.get("latency_cdf") or []
             if cdf:
-                ax.plot([c[0] for c in cdf], [c[1] for c in cdf], label=f"{s['streams']} stream{'s' * (s['streams'] > 1)}")
+                ax.plot([c[0] for c in cdf], [c[1] for c in cdf],
+                        label=f"{s['streams']} stream{'s' * (s['streams'] > 1)}")
         ax.axvline(objective, color="k", ls="--", lw=1, label=f"objective {objective:.1f} ms")
         ax.axhline(0.99, color="grey", ls=":", lw=1)
         ax.set_xscale("log")
@@ -102,7 +103,7 @@ def plots(result: dict[str, Any], out: Path) -> list[str]:
         for key, label in STAGE_LABELS:
             vals = [(r[1]["stage_ms"][key]["mean"] or 0.0) for r in rows]
             ax.barh(range(len(rows)), vals, left=left, label=label)
-            left = [l + v for l, v in zip(left, vals)]
+            left = [start + v for start, v in zip(left, vals, strict=True)]
         ax.set_yticks(range(len(rows)), [r[0] for r in rows])
         ax.invert_yaxis()
         ax.set_xlabel("server time per frame, ms (mean of the per-frame stage timings)")
@@ -125,7 +126,8 @@ def markdown(result: dict[str, Any], images: list[str]) -> str:
         + (f" ({m['physical_cores']} physical)" if m.get("physical_cores") else "")
         + (f", {m['memory_gib']} GiB" if m.get("memory_gib") else "") + f"; {m['os']}; Python {m['python']}",
         f"- Date (UTC): {m['date_utc']}; commit {m.get('git_commit') or 'n/a'}",
-        f"- Load average (1, 5, 15 min) at start: {', '.join(_f(x, '{:.2f}') for x in m.get('load_average_at_start') or [])}"
+        "- Load average (1, 5, 15 min) at start: "
+        f"{', '.join(_f(x, '{:.2f}') for x in m.get('load_average_at_start') or [])}"
         f"; at end: {', '.join(_f(x, '{:.2f}') for x in m.get('load_average_at_end') or [])}",
         f"- Packages: {', '.join(f'{k} {v}' for k, v in m['packages'].items() if v)}",
         f"- Server: {result['config']['server']}; backend {result['config']['backend']}; stages "
@@ -140,7 +142,8 @@ def markdown(result: dict[str, Any], images: list[str]) -> str:
         u = result["throughput"]["summary"].get("utilisation") or {}
         o, st = u.get("other_processes_cpu_percent_one_core") or {}, u.get("steal_percent_all_cores") or {}
         lines.append(f"- Load from other processes during the throughput run: mean {_f(o.get('mean'), '{:.0f}')} %, "
-                     f"max {_f(o.get('max'), '{:.0f}')} % of one core; CPU steal mean {_f(st.get('mean'), '{:.1f}')} %; "
+                     f"max {_f(o.get('max'), '{:.0f}')} % of one core; "
+                     f"CPU steal mean {_f(st.get('mean'), '{:.1f}')} %; "
                      f"throughput runs: {', '.join(_f(x) for x in result['throughput']['runs_fps'])} fps")
     lines += [
         "",
@@ -149,7 +152,8 @@ def markdown(result: dict[str, Any], images: list[str]) -> str:
         "| measure | value | goal |",
         "| --- | --- | --- |",
         f"| single-stream throughput over gRPC, all effects | {_f(h.get('single_stream_fps'))} fps | |",
-        f"| ratio to MediaPipe face mesh alone (same frames) | {_f(h.get('ratio_vs_mediapipe_mesh'), '{:.2f}x')} | ≥ 1.5x |",
+        "| ratio to MediaPipe face mesh alone (same frames) | "
+        f"{_f(h.get('ratio_vs_mediapipe_mesh'), '{:.2f}x')} | ≥ 1.5x |",
         f"| ratio to OpenCV + MediaPipe baseline (mp4v / x264) | {_f(h.get('ratio_vs_opencv_mediapipe'), '{:.2f}x')}"
         f" / {_f(h.get('ratio_vs_opencv_mediapipe_x264'), '{:.2f}x')} | |",
         f"| p99 latency, 1 stream at the source frame rate | {_f(h.get('p99_ms_one_stream_paced'))} ms | ≤ 33 ms |",
@@ -158,16 +162,17 @@ def markdown(result: dict[str, Any], images: list[str]) -> str:
     ]
     if result.get("paced"):
         lines += ["## Streams at the source frame rate", "",
-                  "| streams | p50 ms | p90 ms | p99 ms | max ms | fps in | fps out | not processed | CPU % (all cores) | "
-                  "other processes, % of a core | holds |",
+                  "| streams | p50 ms | p90 ms | p99 ms | max ms | fps in | fps out | not processed | "
+                  "CPU % (all cores) | other processes, % of a core | holds |",
                   "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
         for s in result["paced"]:
-            l, t = s["latency_ms"], s["throughput_fps"]
+            lat, t = s["latency_ms"], s["throughput_fps"]
             cpu = (s.get("utilisation") or {}).get("cpu_percent_all_cores") or {}
             unproc = s["dropped_frames"] + s["passed_through_frames"]
             other = (s.get("utilisation") or {}).get("other_processes_cpu_percent_one_core") or {}
-            lines.append(f"| {s['streams']} | {_f(l['p50'])} | {_f(l['p90'])} | {_f(l['p99'])} | {_f(l['max'])} | "
-                         f"{_f(t['in'])} | {_f(t['out'])} | {unproc} | {_f(cpu.get('mean'), '{:.0f}')} | "
+            lines.append(f"| {s['streams']} | {_f(lat['p50'])} | {_f(lat['p90'])} | {_f(lat['p99'])} | "
+                         f"{_f(lat['max'])} | {_f(t['in'])} | {_f(t['out'])} | {unproc} | "
+                         f"{_f(cpu.get('mean'), '{:.0f}')} | "
                          f"{_f(other.get('mean'), '{:.0f}')} | {'yes' if s['holds'] else 'no'} |")
         lines += ["", "Latency is per frame from the client handing the packet to gRPC to the client receiving the "
                   "processed packet, so it includes the network and gRPC's buffers. fps in counts packets handed "

@@ -84,6 +84,16 @@ def _time(fn, items, warm=5) -> float:
     return (time.perf_counter() - t) * 1000 / len(items)
 
 
+def _pipeline(frames, precision: str, threads: int) -> tuple[float, int]:
+    """The whole stage as the server runs it: tracking, mesh every frame, detector every 10."""
+    from facestream.engines.vision.cpu import CpuVision
+
+    vision = CpuVision(precision=precision, threads=threads, max_faces=1)
+    t = time.perf_counter()
+    found = sum(1 for f in frames if vision.process(f))
+    return (time.perf_counter() - t) * 1000 / len(frames), found
+
+
 def run_ours(frames, threads: int, repeats: int = 1) -> dict:
     from facestream.engines.vision import geometry as geo
     from facestream.engines.vision.cpu import CpuVision
@@ -95,21 +105,15 @@ def run_ours(frames, threads: int, repeats: int = 1) -> dict:
             res[f"detector_{det}_{precision}"] = {"ms": _time(v.detect, frames),
                                                   "found": sum(1 for f in frames if v.detect(f))}
         # mesh alone (crop + model + mapping back) on the faces the detector finds
-        v = CpuVision(precision=precision, threads=threads)
+        mesher = CpuVision(precision=precision, threads=threads)
         rois = []
         for f in frames:
-            d = v.detect(f)
+            d = mesher.detect(f)
             if d:
                 rois.append((f, geo.roi_from_detection(d[0][0], d[0][1])))
-        res[f"mesh_{precision}"] = {"ms": _time(lambda fr: v.mesh(*fr), rois), "found": len(rois)}
-        # the whole stage as the server runs it: tracking, mesh every frame, detector every 10
-        def pipeline(fs, v_args=dict(precision=precision, threads=threads, max_faces=1)):
-            vv = CpuVision(**v_args)
-            t = time.perf_counter()
-            found = sum(1 for f in fs if vv.process(f))
-            return (time.perf_counter() - t) * 1000 / len(fs), found
-        pipeline(frames[:5])
-        ms, found = min(pipeline(frames) for _ in range(repeats))
+        res[f"mesh_{precision}"] = {"ms": _time(lambda fr, m=mesher: m.mesh(*fr), rois), "found": len(rois)}
+        _pipeline(frames[:5], precision, threads)
+        ms, found = min(_pipeline(frames, precision, threads) for _ in range(repeats))
         res[f"pipeline_{precision}"] = {"ms": ms, "found": found}
     # what a new video session pays for its vision stage (models are shared, loaded once)
     CpuVision()
@@ -122,7 +126,8 @@ def run_ours(frames, threads: int, repeats: int = 1) -> dict:
 
 def run_mediapipe(n: int, repeats: int = 1) -> dict | None:
     try:
-        venv = subprocess.run(["bash", str(PEER_SETUP)], check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1]
+        setup = subprocess.run(["bash", str(PEER_SETUP)], check=True, capture_output=True, text=True)
+        venv = setup.stdout.strip().splitlines()[-1]
     except subprocess.CalledProcessError as e:
         print(f"MediaPipe environment could not be set up: {e.stderr[-500:]}", file=sys.stderr)
         return None

@@ -5,7 +5,7 @@ import asyncio
 import json
 import time
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable, Mapping, Sequence
+from typing import Any, Awaitable, Callable, Mapping, Sequence, TextIO
 
 import grpc
 
@@ -88,15 +88,122 @@ class ProcessResult:
 
 
 async def _next(iterator):
-    return await asyncio.to_thread(next, iterator, None)
+    """The source's next packet, read on a worker thread. A cancelled caller still waits for the
+    read to finish, so the source is never closed while FFmpeg is inside it."""
+    read = asyncio.ensure_future(asyncio.to_thread(next, iterator, None))
+    try:
+        return await asyncio.shield(read)
+    except asyncio.CancelledError:
+        await asyncio.wait([read])
+        raise
 
 
-def _open_sink(output: str, codec: int, quality: int, started: pb.SessionStarted,
+def _open_sink(output: str, codec: pb.Codec, quality: int, started: pb.SessionStarted,
                src: VideoSource) -> FileSink | ImageSink:
     if is_image_path(output):
         return ImageSink(output, quality)
     width, height = started.output_width or src.width, started.output_height or src.height
     return FileSink(output, codec, width, height, src.time_base, src.frame_rate)
+
+
+def _output_codec(output: str | None, codec: pb.Codec, src: VideoSource, owned: bool) -> pb.Codec:
+    """The codec to ask for: raw NV12 for a still image, which is encoded here.
+
+    Raises ValueError before the session starts when `output` cannot be written, closing the
+    source when it was opened here (`owned`)."""
+    if not output:
+        return codec
+    if is_image_path(output):
+        codec = pb.CODEC_RAW_NV12  # exact pictures; the image is encoded here
+    try:
+        check_output(output, codec, src.still)
+    except ValueError:
+        if owned:
+            src.close()
+        raise
+    return codec
+
+
+def _session_config(src: VideoSource, output: pb.OutputConfig, effects: EffectsArg, *, faces: bool,
+                    landmarks: bool, realtime: bool, backend: pb.Backend) -> pb.SessionConfig:
+    return pb.SessionConfig(
+        input=src.input_config(),
+        output=output,
+        effects=effect_settings(effects),
+        return_faces=faces or landmarks,  # landmarks come with their faces
+        return_landmarks=landmarks,
+        drop_policy=pb.DROP_POLICY_REALTIME if realtime else pb.DROP_POLICY_LOSSLESS,
+        backend=backend,
+    )
+
+
+async def _start(call, config: pb.SessionConfig) -> pb.SessionStarted:
+    """Sends the configuration; the server's first message either starts the session or says why not."""
+    await call.write(pb.ProcessRequest(config=config))
+    first = await call.read()
+    if first is not grpc.aio.EOF and first.WhichOneof("msg") == "error":
+        raise _stream_error(first.error)
+    if first is grpc.aio.EOF or first.WhichOneof("msg") != "started":
+        raise FaceStreamError(grpc.StatusCode.INTERNAL, "the server did not start the session")
+    return first.started
+
+
+def _source_failure(sender: asyncio.Task[None] | None) -> BaseException | None:
+    """What the packet sender failed with, when reading the source ended the session."""
+    if sender is None or not sender.done() or sender.cancelled():
+        return None
+    return sender.exception()
+
+
+@dataclass
+class _Outputs:
+    """Where each processed frame goes: the output file, the faces file and the callbacks."""
+
+    on_frame: Callable[[FrameResult], Awaitable[None] | None] | None = None
+    progress: Callable[[FrameResult], None] | None = None
+    sink: FileSink | ImageSink | None = None
+    faces_file: TextIO | None = None
+    decoder: FrameDecoder | None = None
+
+    async def deliver(self, frame: FrameResult) -> None:
+        packet = frame.packet
+        if self.sink:
+            self.sink.write(packet)
+        if self.faces_file:
+            self.faces_file.write(json.dumps({"pts": packet.pts, "frame_index": packet.frame_index,
+                                              "faces": [face_dict(f) for f in packet.faces]}) + "\n")
+        if self.on_frame:
+            if self.decoder:
+                images = self.decoder.decode(packet)
+                frame.image = images[0] if images else None
+            ret = self.on_frame(frame)
+            if asyncio.iscoroutine(ret):
+                await ret
+        if self.progress:
+            self.progress(frame)
+
+    def close(self) -> None:
+        if self.sink:
+            self.sink.close()
+        if self.faces_file:
+            self.faces_file.close()
+
+
+async def _receive(call, sent_at: dict[int, float], outputs: _Outputs, result: ProcessResult) -> None:
+    """Reads the processed packets and the final stats until the server ends the stream."""
+    while (resp := await call.read()) is not grpc.aio.EOF:
+        kind = resp.WhichOneof("msg")
+        if kind == "error":
+            raise _stream_error(resp.error)
+        if kind == "stats":
+            result.stats = resp.stats
+            continue
+        packet = resp.packet
+        sent = sent_at.pop(packet.pts, None)
+        frame = FrameResult(packet, (time.perf_counter() - sent) * 1000.0 if sent else float("nan"))
+        result.frames += 1
+        result.latencies_ms.append(frame.latency_ms)
+        await outputs.deliver(frame)
 
 
 class FaceStreamClient:
@@ -138,7 +245,7 @@ class FaceStreamClient:
         source: VideoSource | str,
         *,
         output: str | None = None,
-        output_codec: int = pb.CODEC_H264,
+        output_codec: pb.Codec = pb.CODEC_H264,
         quality: int = 0,
         effects: EffectsArg = None,
         effect_updates: Mapping[int, EffectsArg] | None = None,
@@ -150,7 +257,7 @@ class FaceStreamClient:
         realtime: bool = False,
         pace: bool = False,
         raw: bool = False,
-        backend: int = pb.BACKEND_AUTO,
+        backend: pb.Backend = pb.BACKEND_AUTO,
         progress: Callable[[FrameResult], None] | None = None,
     ) -> ProcessResult:
         """Streams `source` through a session and writes/hands over the result.
@@ -162,75 +269,31 @@ class FaceStreamClient:
         as the server takes packets. Raises FaceStreamError with the server's status.
         """
         src = source if isinstance(source, VideoSource) else VideoSource(source, raw=raw)
-        if output:
-            if is_image_path(output):
-                output_codec = pb.CODEC_RAW_NV12   # exact pictures; the image is encoded here
-            try:
-                check_output(output, output_codec, src.still)
-            except ValueError:
-                if src is not source:
-                    src.close()
-                raise
-        config = pb.SessionConfig(
-            input=src.input_config(),
-            output=pb.OutputConfig(codec=output_codec, quality=quality),
-            effects=effect_settings(effects),
-            return_faces=return_faces or return_landmarks or faces_json is not None,
-            return_landmarks=return_landmarks,
-            drop_policy=pb.DROP_POLICY_REALTIME if realtime else pb.DROP_POLICY_LOSSLESS,
-            backend=backend,
-        )
+        output_codec = _output_codec(output, output_codec, src, owned=src is not source)
+        config = _session_config(src, pb.OutputConfig(codec=output_codec, quality=quality), effects,
+                                 faces=return_faces or faces_json is not None, landmarks=return_landmarks,
+                                 realtime=realtime, backend=backend)
         call = self.stub.Process(metadata=self.metadata)
         sent_at: dict[int, float] = {}
-        sink = faces_file = decoder = sender = None
+        outputs = _Outputs(on_frame, progress)
+        sender: asyncio.Task[None] | None = None
         try:
-            await call.write(pb.ProcessRequest(config=config))
-            first = await call.read()
-            if first is not grpc.aio.EOF and first.WhichOneof("msg") == "error":
-                raise _stream_error(first.error)
-            if first is grpc.aio.EOF or first.WhichOneof("msg") != "started":
-                raise FaceStreamError(grpc.StatusCode.INTERNAL, "the server did not start the session")
-            started = first.started
+            started = await _start(call, config)
             sender = asyncio.create_task(self._send(call, src, sent_at, effect_updates or {}, pace))
             if output:
-                sink = _open_sink(output, output_codec, quality, started, src)
+                outputs.sink = _open_sink(output, output_codec, quality, started, src)
             if faces_json:
-                faces_file = open(faces_json, "w")
+                outputs.faces_file = open(faces_json, "w")
             if on_frame and decode_frames:
-                decoder = FrameDecoder(output_codec, src.width, src.height)
+                outputs.decoder = FrameDecoder(output_codec, src.width, src.height)
             result = ProcessResult(started, pb.SessionStats(), 0)
-            while (resp := await call.read()) is not grpc.aio.EOF:
-                kind = resp.WhichOneof("msg")
-                if kind == "error":
-                    raise _stream_error(resp.error)
-                if kind == "stats":
-                    result.stats = resp.stats
-                    continue
-                packet = resp.packet
-                sent = sent_at.pop(packet.pts, None)
-                frame = FrameResult(packet, (time.perf_counter() - sent) * 1000.0 if sent else float("nan"))
-                result.frames += 1
-                result.latencies_ms.append(frame.latency_ms)
-                if sink:
-                    sink.write(packet)
-                if faces_file:
-                    faces_file.write(json.dumps({"pts": packet.pts, "frame_index": packet.frame_index,
-                                                 "faces": [face_dict(f) for f in packet.faces]}) + "\n")
-                if on_frame:
-                    if decoder:
-                        images = decoder.decode(packet)
-                        frame.image = images[0] if images else None
-                    ret = on_frame(frame)
-                    if asyncio.iscoroutine(ret):
-                        await ret
-                if progress:
-                    progress(frame)
+            await _receive(call, sent_at, outputs, result)
             await sender
             return result
         except grpc.aio.AioRpcError as exc:
             raise FaceStreamError(exc.code(), exc.details() or "") from None
         except asyncio.CancelledError:
-            failed = sender is not None and sender.done() and not sender.cancelled() and sender.exception()
+            failed = _source_failure(sender)
             if failed:
                 raise SourceError(f"reading the video source {src.url!r} failed: {failed}") from failed
             raise
@@ -239,10 +302,7 @@ class FaceStreamClient:
             if sender is not None:
                 sender.cancel()
                 await asyncio.gather(sender, return_exceptions=True)
-            if sink:
-                sink.close()
-            if faces_file:
-                faces_file.close()
+            outputs.close()
             if src is not source:
                 src.close()
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 from fractions import Fraction
 from pathlib import Path
+from typing import Literal
 
 import av
 import cv2
@@ -15,7 +16,9 @@ import numpy as np
 
 from facestream.proto import pb
 
-_MUX_CODECS = {pb.CODEC_H264: "h264", pb.CODEC_HEVC: "hevc", pb.CODEC_MJPEG: "mjpeg", pb.CODEC_RAW_NV12: "rawvideo"}
+# FFmpeg's names of the output codecs (literals, so PyAV's stubs type their streams and decoders as video)
+_MUX_CODECS: dict[pb.Codec, Literal["h264", "hevc", "mjpeg", "rawvideo"]] = {
+    pb.CODEC_H264: "h264", pb.CODEC_HEVC: "hevc", pb.CODEC_MJPEG: "mjpeg", pb.CODEC_RAW_NV12: "rawvideo"}
 # Containers by file extension, and still-image extensions (written through OpenCV).
 VIDEO_CONTAINERS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", ".avi": "avi",
                     ".ts": "mpegts", ".flv": "flv"}
@@ -26,7 +29,7 @@ def is_image_path(path: str) -> bool:
     return Path(path).suffix.lower() in IMAGE_EXTENSIONS
 
 
-def check_output(path: str, codec: int, still_input: bool) -> None:
+def check_output(path: str, codec: pb.Codec, still_input: bool) -> None:
     """Raises ValueError saying what to do when `path` cannot take the session's output."""
     suffix = Path(path).suffix.lower()
     if suffix in IMAGE_EXTENSIONS:
@@ -68,7 +71,7 @@ def nv12_to_bgr(data: bytes, width: int, height: int) -> np.ndarray:
 class FileSink:
     """Muxes output packets into a container chosen by the file name, without re-encoding."""
 
-    def __init__(self, path: str, codec: int, width: int, height: int, time_base: Fraction,
+    def __init__(self, path: str, codec: pb.Codec, width: int, height: int, time_base: Fraction,
                  frame_rate: Fraction) -> None:
         self.path = path
         self._container = av.open(path, "w", format=VIDEO_CONTAINERS.get(Path(path).suffix.lower()))
@@ -123,7 +126,7 @@ class ImageSink:
 class FrameDecoder:
     """Decodes output packets back into pictures for a callback (BGR by default, as OpenCV expects)."""
 
-    def __init__(self, codec: int, width: int, height: int, format: str = "bgr24") -> None:
+    def __init__(self, codec: pb.Codec, width: int, height: int, format: str = "bgr24") -> None:
         self.format = format
         self.width, self.height = width, height
         self._raw = codec == pb.CODEC_RAW_NV12
@@ -137,4 +140,5 @@ class FrameDecoder:
             if self.format == "bgr24":
                 return [bgr]
             return [av.VideoFrame.from_ndarray(bgr, format="bgr24").to_ndarray(format=self.format)]
+        assert self._ctx is not None  # only raw NV12 output comes without a decoder
         return [f.to_ndarray(format=self.format) for f in self._ctx.decode(av.Packet(packet.data))]

@@ -29,10 +29,11 @@ def fit_size(width: int, height: int, max_width: int, max_height: int) -> tuple[
 def nv12_bytes(frame: av.VideoFrame, width: int, height: int) -> bytes:
     """The frame as video-range NV12 at width x height: luma rows, then interleaved chroma rows."""
     full_range = frame.format.name.startswith("yuvj") or frame.color_range == 2  # AVCOL_RANGE_JPEG
-    ranges = {"src_color_range": "JPEG", "dst_color_range": "MPEG"} if full_range else {}
-    yuv = frame.reformat(width=width, height=height, format="yuv420p", interpolation="AREA", **ranges)
+    src, dst = ("JPEG", "MPEG") if full_range else (None, None)  # None: swscale's default
+    yuv = frame.reformat(width=width, height=height, format="yuv420p", interpolation="AREA",
+                         src_color_range=src, dst_color_range=dst)
     cw, ch = (width + 1) // 2, (height + 1) // 2
-    y, u, v = (np.frombuffer(p, np.uint8).reshape(-1, p.line_size) for p in yuv.planes)
+    y, u, v = (np.frombuffer(memoryview(p), np.uint8).reshape(-1, p.line_size) for p in yuv.planes)
     uv = np.empty((ch, cw, 2), np.uint8)
     uv[..., 0], uv[..., 1] = u[:ch, :cw], v[:ch, :cw]
     return y[:height, :width].tobytes() + uv.tobytes()
@@ -104,6 +105,7 @@ class VideoSource:
                 count += 1
                 yield SourcePacket(nv12_bytes(frame, self.width, self.height), pts)
             return
+        assert self._bsf is not None  # every source that is not decoded here has its bitstream filter
         for packet in self._container.demux(self.stream):
             for out in self._bsf.filter(packet if packet.size else None):
                 pts = out.pts if out.pts is not None else count * step

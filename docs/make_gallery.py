@@ -66,10 +66,10 @@ def main() -> None:
     for name, which in ROWS:
         y, uv = bgr_to_nv12(cv2.imread(str(args.media / name)))
         faces = sorted((f for f in find_faces(y, uv) if f.landmarks is not None), key=lambda f: float(f.box[0]))
-        photos.append((name, y, uv, faces, crop_box(faces[which], *y.shape)))
+        photos.append((y, uv, faces, crop_box(faces[which], *y.shape)))
     for effect in EFFECTS:
         rows = []
-        for name, y, uv, faces, box in photos:
+        for y, uv, faces, box in photos:
             tiles = []
             for s in STRENGTHS:
                 frame = Frame(y.copy(), uv.copy(), pts=0)
@@ -87,10 +87,11 @@ def main() -> None:
     # all face effects together at a moderate setting
     combo = tuple(EffectSetting(n, 0.6) for n in ("smooth", "whiten", "slim", "eyes", "lips", "blush", "sharpen"))
     rows = []
-    for name, y, uv, faces, box in photos:
+    for y, uv, faces, box in photos:
         frame = Frame(y.copy(), uv.copy(), pts=0)
         fx.apply(frame, faces, EffectSettings(combo))
-        rows.append(np.hstack([label(tile(nv12_to_bgr(y, uv)[box]), "input"), label(tile(nv12_to_bgr(frame.y, frame.uv)[box]), "all face effects 0.6")]))
+        rows.append(np.hstack([label(tile(nv12_to_bgr(y, uv)[box]), "input"),
+                               label(tile(nv12_to_bgr(frame.y, frame.uv)[box]), "all face effects 0.6")]))
     width = max(r.shape[1] for r in rows)
     rows = [np.pad(r, ((0, 4), (0, width - r.shape[1]), (0, 0)), constant_values=255) for r in rows]
     path = args.out / "combined.png"

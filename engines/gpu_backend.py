@@ -84,6 +84,9 @@ class GpuBackend:
     def __init__(self, reason: str = "gpu backend", output: str = "h264") -> None:
         import cupy as cp
 
+        from .codec.gpu import cuda_context
+
+        cuda_context()  # the session's stream belongs to the primary context, whichever thread this is
         self.reason = reason
         self.output = output
         self.plan = gpu_plan()

@@ -18,8 +18,8 @@ PACKAGE_DIR = PROTO_ROOT / "facestream" / "v1"
 
 
 def generate(out_root: Path) -> list[Path]:
-    from grpc_tools import protoc
     import grpc_tools
+    from grpc_tools import protoc
 
     well_known = Path(grpc_tools.__file__).parent / "_proto"
     protos = sorted(PACKAGE_DIR.glob("*.proto"))

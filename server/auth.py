@@ -94,7 +94,7 @@ class Authenticator:
 
     def __init__(self, config: ServerConfig) -> None:
         self.keys = load_keys(config)
-        self.jwt_keys: list[tuple[str, object]] = []
+        self.jwt_keys: list[tuple[str, str]] = []  # (algorithm, secret or PEM public key)
         if config.jwt_secret:
             self.jwt_keys.append(("HS256", config.jwt_secret))
         if config.jwt_public_key_file:
@@ -122,12 +122,13 @@ class Authenticator:
         except jwt.PyJWTError:
             raise AuthError("the bearer token is neither a valid API key nor a JWT", "bad_token") from None
         alg = header.get("alg")
-        key = next((k for a, k in self.jwt_keys if a == alg), None)
-        if key is None:
+        accepted = next(((a, k) for a, k in self.jwt_keys if a == alg), None)
+        if accepted is None:
             allowed = ", ".join(a for a, _ in self.jwt_keys) or "none (JWTs are not enabled)"
             raise AuthError(f"JWT algorithm {alg!r} is not accepted; accepted: {allowed}", "bad_token")
+        alg_name, key = accepted
         try:
-            claims = jwt.decode(token, key, algorithms=[alg], audience=self.audience, issuer=self.issuer,
+            claims = jwt.decode(token, key, algorithms=[alg_name], audience=self.audience, issuer=self.issuer,
                                 options={"require": ["exp", "sub"]})
         except jwt.ExpiredSignatureError:
             raise AuthError("the JWT has expired; get a new token", "expired") from None

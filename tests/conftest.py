@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import pytest
+
 from support import CLIP, MEDIA, decode_clip, photo_frame
 
 if TYPE_CHECKING:

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 import cv2
 import grpc
 import numpy as np
+
 from facestream.engines.frame import Frame
 from facestream.engines.vision.resample import bgr_to_nv12
 from facestream.proto import pb, rpc

@@ -9,11 +9,12 @@ import subprocess
 import sys
 
 import pytest
-from support import CLIP, target
 
 from facestream.client import FaceStreamClient
 from facestream.engines import backend as backends
 from facestream.proto import pb
+
+from support import CLIP, target
 
 GPU_ONLY = ("cupy", "PyNvVideoCodec", "tensorrt")
 no_gpu = pytest.mark.skipif(backends.probe_gpu().available, reason="this host has a GPU")

@@ -12,9 +12,10 @@ import av
 import cv2
 import numpy as np
 import pytest
-from support import BIN, CLIP, MEDIA, decode_file, free_port, psnr
 
 from facestream.client.health import wait_serving
+
+from support import BIN, CLIP, MEDIA, decode_file, free_port, psnr
 
 PHOTO = MEDIA / "two_people.jpg"          # 1126x661: odd height
 BIG_PHOTO = MEDIA / "obama-720p.jpg"      # 1280x720

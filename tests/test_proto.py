@@ -6,7 +6,8 @@ from support import REPO
 
 
 def test_generated_stubs_are_fresh():
-    result = subprocess.run([sys.executable, str(REPO / "proto" / "generate.py"), "--check"], capture_output=True, text=True)
+    result = subprocess.run([sys.executable, str(REPO / "proto" / "generate.py"), "--check"],
+                            capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
 
 

@@ -207,9 +207,28 @@ main() {
   record env "$(status_of "$RC")" $((SECONDS - t0)) "$ENV_S" "$detail"
 
   t0=$SECONDS
-  rm -f "$OUTDIR/pytest-gpu.xml"
-  timed "$GPU_TESTS_S" "$OUTDIR/pytest-gpu.log" "$PY" -m pytest -m "gpu or tensorrt" tests/gpu -v -rs \
-    -p no:cacheprovider --timeout="$TEST_TIMEOUT_S" --junitxml="$OUTDIR/pytest-gpu.xml"
+  # one pytest process per test file: a crash (a segfault in a driver, say) loses only that file,
+  # and every file's failures are printed in full (--tb=short -rA) before the next one starts
+  rm -f "$OUTDIR/pytest-gpu.xml" "$OUTDIR/pytest-gpu.log"
+  local worst=0 i=0 f reports=()
+  for f in tests/gpu/test_*.py; do
+    timed $((GPU_TESTS_S - (SECONDS - t0))) "$WORK/gpu-$i.log" "$PY" -m pytest -m "gpu or tensorrt" "$f" -v \
+      -rA --tb=short -p no:cacheprovider --timeout="$TEST_TIMEOUT_S" --junitxml="$WORK/junit-$i.xml"
+    cat "$WORK/gpu-$i.log" >>"$OUTDIR/pytest-gpu.log"
+    [ -f "$WORK/junit-$i.xml" ] && reports+=("$WORK/junit-$i.xml")
+    { [ "$RC" -ne 0 ] && [ "$RC" -ne 5 ]; } && worst=$RC   # 5: every test deselected
+    i=$((i + 1))
+  done
+  RC=$worst
+  "$PY" - "$OUTDIR/pytest-gpu.xml" "${reports[@]}" <<'EOF2'
+import sys
+import xml.etree.ElementTree as ET
+merged = ET.Element("testsuites")
+for path in sys.argv[2:]:
+    root = ET.parse(path).getroot()
+    merged.extend(root.iter("testsuite"))
+ET.ElementTree(merged).write(sys.argv[1])
+EOF2
   local status counts
   status="$(status_of "$RC")"
   counts="$(pytest_counts "$OUTDIR/pytest-gpu.xml")"

@@ -56,8 +56,10 @@ def main(argv: list[str]) -> int:
     res = {
         "mediapipe_version": mp.__version__,
         "max_num_faces": max_faces,
-        "face_detection_short": bench(lambda: fd.FaceDetection(model_selection=0, min_detection_confidence=0.5), frames),
-        "face_detection_full": bench(lambda: fd.FaceDetection(model_selection=1, min_detection_confidence=0.5), frames),
+        "face_detection_short": bench(lambda: fd.FaceDetection(model_selection=0, min_detection_confidence=0.5),
+                                      frames),
+        "face_detection_full": bench(lambda: fd.FaceDetection(model_selection=1, min_detection_confidence=0.5),
+                                     frames),
         # the face mesh graph tracks: detection on the first frame and when the face is lost,
         # the mesh on the previous frame's region otherwise (the same scheme as our vision stage)
         "face_mesh": bench(lambda: fm.FaceMesh(static_image_mode=False, max_num_faces=max_faces), frames),

@@ -62,8 +62,9 @@ class Mp4vWriter:
 
 class X264Writer:
     def __init__(self, path: str, w: int, h: int, fps: float) -> None:
-        import av
         from fractions import Fraction
+
+        import av
 
         self.av = av
         self.out = av.open(path, "w")

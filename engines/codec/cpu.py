@@ -72,8 +72,9 @@ def nv12_planes(frame: av.VideoFrame) -> tuple[np.ndarray, np.ndarray, tuple[int
     pad = (w & 1, h & 1)
     if any(pad) and frame.format.name != "yuv420p":
         # odd sizes go through planar 4:2:0, whose chroma planes already have ceil(w/2) x ceil(h/2) samples
-        ranges = {"src_color_range": "JPEG", "dst_color_range": "MPEG"} if frame.format.name.startswith("yuvj") else {}
-        frame = frame.reformat(format="yuv420p", **ranges)
+        # None leaves swscale's default; JPEG's full range is brought to the video range the pipeline expects
+        src, dst = ("JPEG", "MPEG") if frame.format.name.startswith("yuvj") else (None, None)
+        frame = frame.reformat(format="yuv420p", src_color_range=src, dst_color_range=dst)
     if frame.format.name == "yuv420p":
         ch, cw = (h + 1) // 2, (w + 1) // 2
         y = pad_to_even(_plane(frame, 0, h, w), pad).copy()

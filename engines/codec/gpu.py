@@ -21,11 +21,15 @@ PyNvVideoCodec, CuPy and PyAV are imported lazily.
 """
 from __future__ import annotations
 
+import ctypes
 import heapq
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from fractions import Fraction
 from functools import lru_cache
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -44,6 +48,9 @@ from .base import (
     undecodable,
 )
 
+if TYPE_CHECKING:
+    import cupy
+
 log = logging.getLogger("facestream.codec.gpu")
 
 # Input codecs NVDEC decodes here; MJPEG is decoded on the CPU and uploaded.
@@ -52,8 +59,8 @@ NVENC_CODECS = {Codec.H264: "h264", Codec.HEVC: "hevc"}
 
 
 def _nvc():
-    import PyNvVideoCodec as nvc
-
+    with keeps_cuda_context():
+        import PyNvVideoCodec as nvc
     return nvc
 
 
@@ -114,7 +121,8 @@ def nvenc_caps(codec: str, gpu_id: int = 0) -> tuple[bool, str]:
         return False, why
     nvc = _nvc()
     try:
-        caps = nvc.GetEncoderCaps(gpuid=gpu_id, codec=codec)
+        with keeps_cuda_context():
+            caps = nvc.GetEncoderCaps(gpuid=gpu_id, codec=codec)
     except Exception as exc:  # no NVENC engine: the library raises
         return False, f"GetEncoderCaps({codec}): {exc}"
     if not caps:
@@ -130,16 +138,44 @@ def _codec_id(nvc, codec: Codec):
     return getattr(nvc.cudaVideoCodec, names[codec])
 
 
+def _libcuda() -> ctypes.CDLL:
+    return ctypes.CDLL("libcuda.so.1")
+
+
 def cuda_context(gpu_id: int = 0) -> int:
-    """The handle of CuPy's (primary) CUDA context on `gpu_id`, made current on this thread.
+    """The handle of the device's primary CUDA context (CuPy's), made current on this thread.
 
     PyNvVideoCodec pushes the context it is given around each call, so a decoder or encoder made
     with it works from any thread; with 0 it would use whatever is current where it was made."""
-    import cupy as cp
+    lib = _libcuda()
+    dev, ctx = ctypes.c_int(), ctypes.c_void_p()
+    if lib.cuInit(0) or lib.cuDeviceGet(ctypes.byref(dev), gpu_id) \
+            or lib.cuDevicePrimaryCtxRetain(ctypes.byref(ctx), dev) or lib.cuCtxSetCurrent(ctx):
+        raise NvdecUnavailable(f"the primary CUDA context of GPU {gpu_id} is not available")
+    return int(ctx.value or 0)
 
-    with cp.cuda.Device(gpu_id):
-        cp.cuda.runtime.free(0)  # initialises the primary context on this thread
-        return int(cp.cuda.driver.ctxGetCurrent())
+
+@contextmanager
+def keeps_cuda_context() -> Iterator[None]:
+    """Restores this thread's current CUDA context after a PyNvVideoCodec call.
+
+    Some of its calls (GetEncoderCaps on a GPU without NVENC) make a context of their own and leave
+    it current; CuPy's later work on that thread would then land in that context, and its streams
+    and memory would be invalid everywhere else."""
+    try:
+        lib = _libcuda()
+    except OSError:  # no CUDA driver: no context to keep
+        yield
+        return
+    before = ctypes.c_void_p()
+    lib.cuCtxGetCurrent(ctypes.byref(before))
+    try:
+        yield
+    finally:
+        after = ctypes.c_void_p()
+        lib.cuCtxGetCurrent(ctypes.byref(after))
+        if after.value != before.value:
+            lib.cuCtxSetCurrent(before)
 
 
 def reorders_frames(codec: Codec, data: bytes) -> bool:
@@ -214,7 +250,7 @@ class NvDecoder:
         self.codec = codec
         self.stream = stream
         self.gpu_id = gpu_id
-        self._dec = None
+        self._dec: Any | None = None  # PyNvVideoCodec's decoder, made by start()
         self._low_latency = False
         self._watch = PictureWatch(codec)
         self._index = 0
@@ -279,6 +315,7 @@ class NvDecoder:
     def decode(self, data: bytes, pts: int) -> list[Frame]:
         if self._dec is None:
             self.start(data)
+        assert self._dec is not None  # start() makes it or raises NvdecUnavailable
         pkt, keep = self._packet(data, pts)
         heapq.heappush(self._pending, int(pts))
         try:
@@ -491,26 +528,28 @@ class NvEncoder:
         self._enc = _nvc().CreateEncoder(s.width, s.height, "NV12", False, cudacontext=cuda_context(gpu_id),
                                          cudastream=stream.ptr, **opts)
         self._pts: list[int] = []
-        self._stacked = None
+        self._stacked: cupy.ndarray | None = None
 
     def _input(self, frame: Frame):
         """The frame as one contiguous NV12 buffer (luma rows, then chroma rows), as NVENC takes it."""
         cp = self._cp
         y, uv = frame.y, frame.uv
-        if self._stacked is None:
+        stacked = self._stacked
+        if stacked is None:
             with self.stream:
-                self._stacked = cp.empty((y.shape[0] * 3 // 2, y.shape[1]), cp.uint8)
+                stacked = self._stacked = cp.empty((y.shape[0] * 3 // 2, y.shape[1]), cp.uint8)
         with self.stream:
-            self._stacked[: y.shape[0]] = y
-            self._stacked[y.shape[0]:] = uv.reshape(uv.shape[0], -1)
+            stacked[: y.shape[0]] = y
+            stacked[y.shape[0]:] = uv.reshape(uv.shape[0], -1)
         self.stream.synchronize()
-        return self._stacked
+        return stacked
 
     def _packets(self, out) -> list[EncodedPacket]:
         """Packets from what Encode/EndEncode returned, each given the pts of the oldest frame in."""
         if out is None:
             return []
-        items = [out] if isinstance(out, (bytes, bytearray, memoryview)) else list(out)
+        # bytes-likes, dicts with the bitstream under "data", or one bitstream as a list of ints
+        items: list[Any] = [out] if isinstance(out, (bytes, bytearray, memoryview)) else list(out)
         if items and isinstance(items[0], int):   # a bytes-like bitstream given as a list of ints
             items = [bytes(items)]
         packets = []

@@ -39,7 +39,7 @@ def eye_gain(u_src: float, a: float) -> float:
     lo, hi = u_src, 1.0
     for _ in range(60):
         mid = 0.5 * (lo + hi)
-        if mid * float(eye_scale(np.float64(mid), a)) < u_src:
+        if mid * float(eye_scale(np.asarray(mid), a)) < u_src:
             lo = mid
         else:
             hi = mid
@@ -57,9 +57,9 @@ def eye_geometry(pts: np.ndarray) -> list[tuple[np.ndarray, float]]:
 
 
 def _eyes(region: FaceRegion) -> list[tuple[np.ndarray, float]]:
-    if "eyes" not in region._cache:
-        region._cache["eyes"] = eye_geometry(region.pts)
-    return region._cache["eyes"]
+    if region.eye_discs is None:
+        region.eye_discs = eye_geometry(region.pts)
+    return region.eye_discs
 
 
 def disc_window(xs: np.ndarray, ys: np.ndarray, c, radius: float) -> tuple[slice, slice]:
@@ -122,10 +122,10 @@ def slim_field(region: FaceRegion, xs: np.ndarray, ys: np.ndarray, strength: flo
     shift v_k towards the face midline. The field is the phi-weighted mean shift, faded by the
     coverage 1 - prod_k (1 - phi_k):  d = (1 - prod(1 - phi_k)) * sum(phi_k v_k) / sum(phi_k).
     """
-    key = ("slim_vectors", strength)
-    if key not in region._cache:
-        region._cache[key] = slim_vectors(region.pts, strength, region.size)
-    centres, shifts, radius = region._cache[key]
+    geometry = region.slim_geometry.get(strength)
+    if geometry is None:
+        geometry = region.slim_geometry[strength] = slim_vectors(region.pts, strength, region.size)
+    centres, shifts, radius = geometry
     shape = (ys.shape[0], xs.shape[1])
     # acc[0] = sum_k phi_k, acc[1:] = sum_k phi_k v_k, each accumulated in k order
     acc = np.zeros((3,) + shape, np.float32)

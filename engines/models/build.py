@@ -18,7 +18,7 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
@@ -251,14 +251,14 @@ def detector_error(fp32_outs: list, sess_outs: list) -> float:
     from .postprocess import iou
 
     ious, dscore, extra = [], [], 0
-    for (s0, b0), (s1, b1) in zip(fp32_outs, sess_outs):
+    for (s0, b0), (s1, b1) in zip(fp32_outs, sess_outs, strict=True):
         # detections near the 0.5 threshold may come and go; faces clearly found must stay
         for i in np.nonzero(s0 >= DET_CLEAR_SCORE)[0]:
             best, bj = 0.0, -1
             for j in np.nonzero(s1 > 0)[0]:
                 v = iou(b0[i], b1[j])
                 if v > best:
-                    best, bj = v, j
+                    best, bj = v, int(j)
             ious.append(best)
             dscore.append(abs(s0[i] - (s1[bj] if bj >= 0 else 0.0)))
         for j in np.nonzero(s1 > DET_CLEAR_SCORE)[0]:
@@ -286,7 +286,8 @@ def calibrate(media: Sequence[Path], video_step: int = 5, amax_kind: str = "p",
         raise BuildError(f"no photos or videos found in {', '.join(map(str, media))}")
     log(f"calibrating on {len(frames)} frames")
     fp32 = {k: convert_fp32(s) for k, s in SPECS.items()}
-    result = {"version": 1, "amax": amax_kind, "frames": len(frames), "video_step": video_step, "models": {}}
+    models: dict[str, dict[str, Any]] = {}
+    result = {"version": 1, "amax": amax_kind, "frames": len(frames), "video_step": video_step, "models": models}
     for key in names or SPECS:
         spec = SPECS[key]
         model = fp32[key]
@@ -306,7 +307,8 @@ def calibrate(media: Sequence[Path], video_step: int = 5, amax_kind: str = "p",
 
             def error(m, inputs=inputs, ref_lm=ref_lm):
                 s = inference(m)
-                nmes = [mesh_nme(r, s.run(["landmarks"], {"input": x})[0][0]) for x, r in zip(inputs, ref_lm)]
+                nmes = [mesh_nme(r, s.run(["landmarks"], {"input": x})[0][0])
+                        for x, r in zip(inputs, ref_lm, strict=True)]
                 return max(float(np.mean(nmes)) / MESH_MEAN_NME, float(np.max(nmes)) / MESH_MAX_NME)
         log(f"{spec.name}: {len(inputs)} calibration inputs")
         ranges = collect_amax(model, inputs)
@@ -317,7 +319,7 @@ def calibrate(media: Sequence[Path], video_step: int = 5, amax_kind: str = "p",
         final = float(error(insert_qdq(model, amax, layers)))
         n_conv = len(sens)
         log(f"{spec.name}: {len(layers)}/{n_conv} convolutions in INT8, error {final:.3f} of the bar")
-        result["models"][spec.name] = {
+        models[spec.name] = {
             "amax": dict(sorted(amax.items())),
             "quantized": layers,
             "convolutions": n_conv,

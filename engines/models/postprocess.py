@@ -189,12 +189,12 @@ def decode_reference(raw_reg: np.ndarray, raw_cls: np.ndarray, spec: ModelSpec) 
     while remaining:
         first = remaining[0]
         ious = np.array([iou(boxes[first], boxes[j]) for j in remaining])
-        group = [j for j, v in zip(remaining, ious) if v > NMS_IOU]
+        group = [j for j, v in zip(remaining, ious, strict=True) if v > NMS_IOU]
         w = scores[group][:, None]
         box = (boxes[group] * w).sum(0) / w.sum()
         kp = (kps[group] * w[:, :, None]).sum(0) / w.sum()
         out.append({"box": box, "keypoints": kp, "score": float(scores[first])})
-        remaining = [j for j, v in zip(remaining, ious) if v <= NMS_IOU]
+        remaining = [j for j, v in zip(remaining, ious, strict=True) if v <= NMS_IOU]
     return out
 
 

@@ -11,7 +11,7 @@ from typing import Callable, Iterable, Sequence
 
 import numpy as np
 import onnx
-from onnx import TensorProto, helper, numpy_helper
+from onnx import helper, numpy_helper
 
 
 def conv_nodes(model: onnx.ModelProto) -> list[onnx.NodeProto]:
@@ -48,7 +48,7 @@ def collect_amax(model: onnx.ModelProto, inputs: Iterable[np.ndarray],
     rng = np.random.default_rng(0)
     for x in inputs:
         outs = sess.run(names, {in_name: x})
-        for nm, v in zip(names, outs):
+        for nm, v in zip(names, outs, strict=True):
             a = np.abs(v).ravel()
             maxes[nm] = max(maxes[nm], float(a.max()))
             take = min(a.size, 20000)
@@ -70,12 +70,12 @@ def insert_qdq(model: onnx.ModelProto, amax: dict[str, float], layers: Sequence[
     q = onnx.ModelProto()
     q.CopyFrom(model)
     g = q.graph
-    layers = set(layers)
+    quantized = set(layers)
     inits = {t.name: t for t in g.initializer}
     new_nodes: list[onnx.NodeProto] = []
     act_done: dict[str, str] = {}
     for node in g.node:
-        if node.op_type == "Conv" and node.name in layers:
+        if node.op_type == "Conv" and node.name in quantized:
             x = node.input[0]
             if x not in act_done:
                 a = max(float(amax[x]), 1e-8)

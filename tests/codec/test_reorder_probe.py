@@ -8,8 +8,10 @@ from fractions import Fraction
 import av
 import numpy as np
 import pytest
+
 from facestream.engines.codec.base import Codec
 from facestream.engines.codec.gpu import _is_keyframe, _probe_stream, reorders_frames
+
 from support import CLIP
 
 

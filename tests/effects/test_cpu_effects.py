@@ -1,6 +1,8 @@
 """The CPU effects on real faces: what changes, where, and by how much."""
 from __future__ import annotations
 
+from itertools import pairwise
+
 import cv2
 import numpy as np
 import pytest
@@ -59,7 +61,10 @@ def ssim(a: np.ndarray, b: np.ndarray) -> float:
     a = a.astype(np.float64)
     b = b.astype(np.float64)
     c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
-    g = lambda x: cv2.GaussianBlur(x, (11, 11), 1.5)
+
+    def g(x: np.ndarray) -> np.ndarray:
+        return cv2.GaussianBlur(x, (11, 11), 1.5)
+
     ma, mb = g(a), g(b)
     va, vb, cov = g(a * a) - ma * ma, g(b * b) - mb * mb, g(a * b) - ma * mb
     s = ((2 * ma * mb + c1) * (2 * cov + c2)) / ((ma * ma + mb * mb + c1) * (va + vb + c2))
@@ -118,7 +123,7 @@ def test_smooth_removes_skin_texture_monotonically(pictures, name):
         assert skin.sum() > 500
         before = laplacian_var(pic.y, skin)
         values = [laplacian_var(run(pic, ("smooth", s)).y, skin) for s in (0.25, 0.5, 0.75, 1.0)]
-        assert all(a > b for a, b in zip([before] + values, values)), (before, values)
+        assert all(a > b for a, b in pairwise([before, *values])), (before, values)
         assert values[-1] <= 0.6 * before, f"{name} face {face.id}: {before:.1f} -> {values[-1]:.1f}"
 
 
@@ -170,7 +175,10 @@ def test_eyes_open_wider_in_the_landmarks(pictures, find_faces):
     pic = pictures["obama-720p.jpg"]
     (face,) = pic.faces
     lids = (mesh.RIGHT_EYE_LIDS, mesh.LEFT_EYE_LIDS)
-    opening = lambda lm: np.array([np.linalg.norm(lm[a, :2] - lm[b, :2]) for a, b in lids])
+
+    def opening(lm: np.ndarray) -> np.ndarray:
+        return np.array([np.linalg.norm(lm[a, :2] - lm[b, :2]) for a, b in lids])
+
     base = opening(face.landmarks)
     gains = []
     for s in (0.5, 1.0):
@@ -187,7 +195,10 @@ def test_slim_narrows_the_jaw(pictures, find_faces):
     out = run(pic, ("slim", 1.0))
     (after,) = find_faces(out.y, out.uv)
     (face,) = pic.faces
-    jaw = lambda lm: float(np.linalg.norm(lm[172, :2] - lm[397, :2]))
+
+    def jaw(lm: np.ndarray) -> float:
+        return float(np.linalg.norm(lm[172, :2] - lm[397, :2]))
+
     assert jaw(after.landmarks) < 0.97 * jaw(face.landmarks)
 
 
@@ -254,7 +265,10 @@ def test_denoise_cleans_a_noisy_frame(pictures):
     noisy.uv[...] = np.clip(pic.uv + rng.normal(0, 4, pic.uv.shape), 0, 255).astype(np.uint8)
     y0, uv0 = noisy.y.copy(), noisy.uv.copy()
     FX.apply(noisy, pic.faces, EffectSettings((EffectSetting("denoise", 0.6),)))
-    err = lambda a, b: float(np.sqrt(np.mean((a.astype(float) - b) ** 2)))
+
+    def err(a: np.ndarray, b: np.ndarray) -> float:
+        return float(np.sqrt(np.mean((a.astype(float) - b) ** 2)))
+
     assert err(noisy.y, pic.y) < 0.8 * err(y0, pic.y)
     assert err(noisy.uv, pic.uv) < 0.8 * err(uv0, pic.uv)
 
@@ -286,7 +300,8 @@ def test_lip_colour_is_a_parameter(pictures):
     frames = {}
     for colour in ((40, 60, 220), (220, 40, 40)):
         frame = pic.frame()
-        FX.apply(frame, pic.faces, EffectSettings((EffectSetting("lips", 1.0, dict(zip("rgb", map(float, colour)))),)))
+        params = dict(zip("rgb", map(float, colour), strict=True))
+        FX.apply(frame, pic.faces, EffectSettings((EffectSetting("lips", 1.0, params),)))
         frames[colour] = frame.uv[region.chroma][sel].astype(float).mean(axis=0)
     blue, red = frames[(40, 60, 220)], frames[(220, 40, 40)]
     assert blue[0] > red[0] + 20 and red[1] > blue[1] + 20  # Cb up for blue, Cr up for red

@@ -12,6 +12,7 @@ from types import ModuleType
 
 import numpy as np
 import pytest
+
 from support import CLIP
 
 

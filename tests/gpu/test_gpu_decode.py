@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from support import psnr
 
 pytestmark = pytest.mark.gpu
@@ -23,6 +24,7 @@ def stream():
 def test_nvdec_matches_pyav(clip_packets, clip_nv12, stream):
     pytest.importorskip("PyNvVideoCodec")
     import cupy as cp
+
     from facestream.engines.codec.base import Codec
     from facestream.engines.codec.gpu import NvDecoder
 
@@ -44,6 +46,7 @@ def test_decoded_frames_survive_the_next_decode(clip_packets, stream):
     """The decoder's output surface is reused; frames handed out must be copies."""
     pytest.importorskip("PyNvVideoCodec")
     import cupy as cp
+
     from facestream.engines.codec.base import Codec
     from facestream.engines.codec.gpu import NvDecoder
 
@@ -72,6 +75,7 @@ def test_fallback_encoder_round_trip(clip_nv12, stream):
     """Encode from device frames: NVENC where the GPU has it, else pinned-host copy + libx264."""
     av = pytest.importorskip("av", reason="pyav missing: the round trip decodes with PyAV")
     import cupy as cp
+
     from facestream.engines.codec.base import Codec, EncoderSettings
     from facestream.engines.codec.gpu import make_encoder
     from facestream.engines.frame import Frame

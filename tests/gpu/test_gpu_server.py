@@ -12,6 +12,7 @@ pytest.importorskip("av", reason="pyav missing: the client's file source and sin
 
 from facestream.client import FaceStreamClient  # noqa: E402
 from facestream.proto import pb  # noqa: E402
+
 from support import CLIP, CLIP_FRAMES, decode_file, nv12, psnr, target  # noqa: E402
 
 pytestmark = pytest.mark.gpu

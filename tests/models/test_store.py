@@ -8,6 +8,7 @@ import shutil
 import numpy as np
 import onnx
 import pytest
+
 from facestream.engines.models import cli
 from facestream.engines.models.specs import PRECISIONS, SPECS
 from facestream.engines.models.store import DATA_DIR, ModelError, ModelStore

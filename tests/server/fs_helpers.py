@@ -7,13 +7,13 @@ import urllib.request
 from pathlib import Path
 from typing import IO, Callable
 
-from support import BIN, CLIP, Outcome, free_port, stream  # noqa: F401 (the server tests import them from here)
-
 from facestream.client import VideoSource
 from facestream.client.health import wait_serving
 from facestream.engines.cpu_backend import CpuBackend
 from facestream.engines.frame import Frame
 from facestream.proto import pb
+
+from support import BIN, CLIP, Outcome, free_port, stream  # noqa: F401 (the server tests import them from here)
 
 END = pb.ProcessRequest(end=pb.EndOfStream())
 

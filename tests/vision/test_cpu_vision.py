@@ -5,6 +5,7 @@ from collections import Counter
 
 import numpy as np
 import pytest
+
 from facestream.engines.frame import Frame
 from facestream.engines.vision import geometry as geo
 from facestream.engines.vision.cpu import CpuVision
