@@ -5,7 +5,7 @@ import asyncio
 import json
 import time
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable, Mapping, Sequence, TextIO
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Mapping, Sequence, TextIO
 
 import grpc
 
@@ -13,6 +13,9 @@ from facestream.proto import pb, rpc
 
 from .sink import FileSink, FrameDecoder, ImageSink, check_output, is_image_path
 from .source import SourceError, VideoSource
+
+if TYPE_CHECKING:
+    from .live import LiveSession
 
 EffectsArg = Mapping[str, float] | Sequence[pb.Effect] | pb.EffectSettings | None
 
@@ -233,6 +236,12 @@ class FaceStreamClient:
 
     async def close(self) -> None:
         await self.channel.close()
+
+    def live(self, config: pb.SessionConfig) -> LiveSession:
+        """A session fed frame by frame (see client/live.py); `async with client.live(cfg) as s:`."""
+        from .live import LiveSession
+
+        return LiveSession(self, config)
 
     async def capabilities(self) -> pb.Capabilities:
         try:
