@@ -5,6 +5,7 @@ import asyncio
 import os
 import socket
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -13,6 +14,7 @@ import grpc
 import numpy as np
 
 from facestream.engines.frame import Frame
+from facestream.engines.vision.face import Face
 from facestream.engines.vision.resample import bgr_to_nv12
 from facestream.proto import pb, rpc
 
@@ -47,6 +49,20 @@ def nv12(frame: av.VideoFrame) -> np.ndarray:
     if frame.format.name.startswith("yuvj"):
         frame = frame.reformat(format="nv12", src_color_range="JPEG", dst_color_range="MPEG")
     return frame.to_ndarray(format="nv12")
+
+
+@dataclass
+class Picture:
+    """A test picture in NV12 with the faces the CPU vision found in it."""
+
+    name: str
+    y: np.ndarray
+    uv: np.ndarray
+    faces: list[Face]
+
+    def frame(self) -> Frame:
+        """A fresh frame of the picture, for a stage to modify in place."""
+        return Frame(self.y.copy(), self.uv.copy(), pts=0)
 
 
 def photo_frame(name: str, index: int = 0) -> Frame:

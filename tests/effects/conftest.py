@@ -1,9 +1,6 @@
 """Shared fixtures of the effects tests: the shared photos as NV12 and their faces from the vision stage."""
 from __future__ import annotations
 
-from dataclasses import dataclass
-from pathlib import Path
-
 import cv2
 import numpy as np
 import pytest
@@ -12,19 +9,9 @@ from facestream.engines.frame import Frame
 from facestream.engines.vision.face import Face
 from facestream.engines.vision.resample import bgr_to_nv12
 
-MEDIA = Path(__file__).resolve().parents[2] / ".." / "shared" / "media"
+from support import MEDIA, Picture
+
 PHOTOS = ("obama-720p.jpg", "two_people.jpg", "kit_with_rose.jpg", "johnsnow_test1.jpg")
-
-
-@dataclass
-class Picture:
-    name: str
-    y: np.ndarray
-    uv: np.ndarray
-    faces: list[Face]
-
-    def frame(self) -> Frame:
-        return Frame(self.y.copy(), self.uv.copy(), pts=0)
 
 
 class Finder:

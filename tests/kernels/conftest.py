@@ -3,8 +3,6 @@ compiler, and real pictures (shared photos, clip frames, a face cut by the frame
 faces the CPU vision stage finds in them."""
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import av
 import cv2
 import numpy as np
@@ -17,21 +15,10 @@ from facestream.engines.vision.resample import bgr_to_nv12
 
 from .host_kernels import HostCompiler, HostRuntime, find_compiler
 from .sources import KERNEL_FILES
-from support import CLIP, MEDIA
+from support import CLIP, MEDIA, Picture
 
 PHOTOS = ("obama-720p.jpg", "two_people.jpg", "kit_with_rose.jpg", "obama_partial_face.jpg")
 CLIP_FRAMES = (0, 100, 250)   # one face, one turned face, three faces
-
-
-@dataclass
-class Scene:
-    name: str
-    y: np.ndarray
-    uv: np.ndarray
-    faces: list[Face]
-
-    def frame(self) -> Frame:
-        return Frame(self.y.copy(), self.uv.copy(), pts=0)
 
 
 @pytest.fixture(scope="session")
@@ -74,13 +61,13 @@ def _faces(y: np.ndarray, uv: np.ndarray) -> list[Face]:
 
 
 @pytest.fixture(scope="session")
-def scenes() -> list[Scene]:
+def scenes() -> list[Picture]:
     if not CLIP.exists():
         pytest.fail(f"test media not found at {MEDIA}; set FACESTREAM_MEDIA")
     out = []
     for name in PHOTOS:
         y, uv = bgr_to_nv12(cv2.imread(str(MEDIA / name)))
-        out.append(Scene(name, y, uv, _faces(y, uv)))
+        out.append(Picture(name, y, uv, _faces(y, uv)))
     with av.open(str(CLIP)) as c:
         for i, f in enumerate(c.decode(video=0)):
             if i in CLIP_FRAMES:
@@ -88,7 +75,7 @@ def scenes() -> list[Scene]:
                 h = f.height
                 y = np.ascontiguousarray(planes[:h])
                 uv = np.ascontiguousarray(planes[h:].reshape(h // 2, f.width // 2, 2))
-                out.append(Scene(f"clip frame {i}", y, uv, _faces(y, uv)))
+                out.append(Picture(f"clip frame {i}", y, uv, _faces(y, uv)))
             if i >= max(CLIP_FRAMES):
                 break
     return out
