@@ -1,50 +1,34 @@
-"""The asyncio client: open sessions, stream a source through the server, collect the result."""
+"""The asyncio client: open sessions, stream a source through the server, collect the result.
+
+A client may have several servers (a list of targets, "host1:50051,host2:50051", or a DNS name
+that resolves to several, `dns:///facestream-headless:50051`): sessions spread over them, a
+refused start is tried on the others, and a stream whose server fails moves to another one and
+resumes at its next keyframe (see failover.py), reporting which frames were lost.
+"""
 from __future__ import annotations
 
 import asyncio
 import json
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Awaitable, Callable, Mapping, Sequence, TextIO
+from typing import Any, Awaitable, Callable, Mapping, Sequence, TextIO
 
 import grpc
 
-from facestream.proto import pb, rpc
+from facestream.proto import pb
 
+from .failover import Failover, OnFailover
+from .live import LiveSession
+from .protocol import EffectsArg, FaceStreamError, effect_settings
 from .sink import FileSink, FrameDecoder, ImageSink, check_output, is_image_path
 from .source import SourceError, VideoSource
+from .targets import REFUSED, Endpoints, channel_options, names_several_servers, refused, split_targets
 
-if TYPE_CHECKING:
-    from .live import LiveSession
+__all__ = ["EffectsArg", "FaceStreamClient", "FaceStreamError", "Failover", "FrameResult", "ProcessResult",
+           "effect_settings", "face_dict", "parse_effects"]
 
-EffectsArg = Mapping[str, float] | Sequence[pb.Effect] | pb.EffectSettings | None
-
-
-_STATUS_BY_NUMBER = {code.value[0]: code for code in grpc.StatusCode}
-
-
-class FaceStreamError(Exception):
-    """The server ended the session with an error status; `code` is the gRPC status code."""
-
-    def __init__(self, code: grpc.StatusCode, message: str) -> None:
-        super().__init__(f"{code.name}: {message}")
-        self.code = code
-        self.message = message
-
-
-def _stream_error(error: pb.StreamError) -> FaceStreamError:
-    return FaceStreamError(_STATUS_BY_NUMBER.get(error.code, grpc.StatusCode.UNKNOWN), error.message)
-
-
-def effect_settings(effects: EffectsArg) -> pb.EffectSettings:
-    """Accepts {"smooth": 0.6}, a list of pb.Effect, or pb.EffectSettings (for per-face settings)."""
-    if effects is None:
-        return pb.EffectSettings()
-    if isinstance(effects, pb.EffectSettings):
-        return effects
-    if isinstance(effects, Mapping):
-        return pb.EffectSettings(effects=[pb.Effect(name=k, strength=v) for k, v in effects.items()])
-    return pb.EffectSettings(effects=list(effects))
+# How long a stream whose server failed looks for another, where the client has several servers.
+DEFAULT_FAILOVER_SECONDS = 10.0
 
 
 def parse_effects(text: str) -> dict[str, float]:
@@ -84,10 +68,19 @@ class FrameResult:
 
 @dataclass
 class ProcessResult:
+    """`stats` are the server's (after a move, the last server's part); `failovers` lists each move
+    to another server with the frames it lost."""
+
     started: pb.SessionStarted
     stats: pb.SessionStats
     frames: int
     latencies_ms: list[float] = field(default_factory=list)
+    failovers: list[Failover] = field(default_factory=list)
+
+    @property
+    def lost(self) -> list[int]:
+        """The pts of every frame lost to failed servers."""
+        return [pts for move in self.failovers for pts in move.lost]
 
 
 async def _next(iterator):
@@ -140,17 +133,6 @@ def _session_config(src: VideoSource, output: pb.OutputConfig, effects: EffectsA
     )
 
 
-async def _start(call, config: pb.SessionConfig) -> pb.SessionStarted:
-    """Sends the configuration; the server's first message either starts the session or says why not."""
-    await call.write(pb.ProcessRequest(config=config))
-    first = await call.read()
-    if first is not grpc.aio.EOF and first.WhichOneof("msg") == "error":
-        raise _stream_error(first.error)
-    if first is grpc.aio.EOF or first.WhichOneof("msg") != "started":
-        raise FaceStreamError(grpc.StatusCode.INTERNAL, "the server did not start the session")
-    return first.started
-
-
 def _source_failure(sender: asyncio.Task[None] | None) -> BaseException | None:
     """What the packet sender failed with, when reading the source ended the session."""
     if sender is None or not sender.done() or sender.cancelled():
@@ -192,40 +174,31 @@ class _Outputs:
             self.faces_file.close()
 
 
-async def _receive(call, sent_at: dict[int, float], outputs: _Outputs, result: ProcessResult) -> None:
-    """Reads the processed packets and the final stats until the server ends the stream."""
-    while (resp := await call.read()) is not grpc.aio.EOF:
-        kind = resp.WhichOneof("msg")
-        if kind == "error":
-            raise _stream_error(resp.error)
-        if kind == "stats":
-            result.stats = resp.stats
-            continue
-        packet = resp.packet
-        sent = sent_at.pop(packet.pts, None)
-        frame = FrameResult(packet, (time.perf_counter() - sent) * 1000.0 if sent else float("nan"))
-        result.frames += 1
-        result.latencies_ms.append(frame.latency_ms)
-        await outputs.deliver(frame)
-
-
 class FaceStreamClient:
-    """Talks to one server; use as `async with FaceStreamClient("host:port") as client`."""
+    """Talks to one server or several; use as `async with FaceStreamClient("host:port") as client`.
+
+    `target`: an address, several (a list, or "host1:50051,host2:50051"), or a name that resolves to
+    several (`dns:///name:port`). `failover_seconds`: how long a stream whose server failed looks for
+    another server to resume on; by default 10 where the targets name several servers, else 0 (the
+    error is raised). While it is above 0, a server that reports itself not ready through the gRPC
+    health service (loading, draining, full) is sent no new sessions."""
 
     def __init__(
         self,
-        target: str = "127.0.0.1:50051",
+        target: str | Sequence[str] = "127.0.0.1:50051",
         *,
         credentials: grpc.ChannelCredentials | None = None,
         metadata: Sequence[tuple[str, str]] = (),
         options: Sequence[tuple[str, Any]] = (),
+        failover_seconds: float | None = None,
     ) -> None:
-        opts = [("grpc.max_receive_message_length", 64 << 20), ("grpc.max_send_message_length", 64 << 20), *options]
-        if credentials is None:
-            self.channel = grpc.aio.insecure_channel(target, options=opts)
-        else:
-            self.channel = grpc.aio.secure_channel(target, credentials, options=opts)
-        self.stub = rpc.FaceStreamStub(self.channel)
+        targets = split_targets(target)
+        if failover_seconds is None:
+            failover_seconds = DEFAULT_FAILOVER_SECONDS if names_several_servers(targets) else 0.0
+        self.failover_seconds = failover_seconds
+        self.endpoints = Endpoints(targets, credentials, channel_options(options, health_gated=failover_seconds > 0))
+        first = self.endpoints.endpoints[0]
+        self.channel, self.stub = first.channel, first.stub  # the first server's
         self.metadata = tuple(metadata)
 
     async def __aenter__(self) -> "FaceStreamClient":
@@ -235,19 +208,25 @@ class FaceStreamClient:
         await self.close()
 
     async def close(self) -> None:
-        await self.channel.close()
+        await self.endpoints.close()
 
-    def live(self, config: pb.SessionConfig) -> LiveSession:
-        """A session fed frame by frame (see client/live.py); `async with client.live(cfg) as s:`."""
-        from .live import LiveSession
-
-        return LiveSession(self, config)
+    def live(self, config: pb.SessionConfig, *, on_failover: OnFailover | None = None) -> LiveSession:
+        """A session fed frame by frame (see client/live.py); `async with client.live(cfg) as s:`.
+        `on_failover` is called with each move to another server once the stream has resumed."""
+        return LiveSession(self, config, on_failover=on_failover)
 
     async def capabilities(self) -> pb.Capabilities:
-        try:
-            return await self.stub.GetCapabilities(pb.GetCapabilitiesRequest(), metadata=self.metadata)
-        except grpc.aio.AioRpcError as exc:
-            raise FaceStreamError(exc.code(), exc.details() or "") from None
+        """What the servers support (asked of the first that answers)."""
+        attempts: list[tuple[str, FaceStreamError]] = []
+        for endpoint in self.endpoints.rotation():
+            try:
+                return await endpoint.stub.GetCapabilities(pb.GetCapabilitiesRequest(), metadata=self.metadata)
+            except grpc.aio.AioRpcError as exc:
+                error = FaceStreamError(exc.code(), exc.details() or "")
+            if error.code not in REFUSED:
+                raise error
+            attempts.append((endpoint.target, error))
+        raise refused(attempts)
 
     async def process(
         self,
@@ -268,6 +247,7 @@ class FaceStreamClient:
         raw: bool = False,
         backend: pb.Backend = pb.BACKEND_AUTO,
         progress: Callable[[FrameResult], None] | None = None,
+        on_failover: OnFailover | None = None,
     ) -> ProcessResult:
         """Streams `source` through a session and writes/hands over the result.
 
@@ -275,39 +255,43 @@ class FaceStreamClient:
         packet is sent. An `output` ending in an image extension (.jpg, .png, ...) takes a still
         image in and writes the processed picture; an output that cannot be written raises
         ValueError before the session starts. `pace` sends at the source frame rate, like a camera; otherwise as fast
-        as the server takes packets. Raises FaceStreamError with the server's status.
+        as the server takes packets. Raises FaceStreamError with the server's status. When the
+        server fails mid-stream and the stream moves to another, `on_failover` is told and
+        `ProcessResult.failovers` lists the frames lost.
         """
         src = source if isinstance(source, VideoSource) else VideoSource(source, raw=raw)
         output_codec = _output_codec(output, output_codec, src, owned=src is not source)
         config = _session_config(src, pb.OutputConfig(codec=output_codec, quality=quality), effects,
                                  faces=return_faces or faces_json is not None, landmarks=return_landmarks,
                                  realtime=realtime, backend=backend)
-        call = self.stub.Process(metadata=self.metadata)
-        sent_at: dict[int, float] = {}
+        session = LiveSession(self, config, on_failover=on_failover)
         outputs = _Outputs(on_frame, progress)
         sender: asyncio.Task[None] | None = None
         try:
-            started = await _start(call, config)
-            sender = asyncio.create_task(self._send(call, src, sent_at, effect_updates or {}, pace))
+            started = await session.start()
+            sender = asyncio.create_task(_send(session, src, effect_updates or {}, pace))
             if output:
                 outputs.sink = _open_sink(output, output_codec, quality, started, src)
             if faces_json:
                 outputs.faces_file = open(faces_json, "w")
             if on_frame and decode_frames:
                 outputs.decoder = FrameDecoder(output_codec, src.width, src.height)
-            result = ProcessResult(started, pb.SessionStats(), 0)
-            await _receive(call, sent_at, outputs, result)
+            result = ProcessResult(started, pb.SessionStats(), 0, failovers=session.failovers)
+            async for live in session.results():
+                frame = FrameResult(live.packet, live.latency_ms)
+                result.frames += 1
+                result.latencies_ms.append(frame.latency_ms)
+                await outputs.deliver(frame)
             await sender
+            result.stats = session.stats or result.stats
             return result
-        except grpc.aio.AioRpcError as exc:
-            raise FaceStreamError(exc.code(), exc.details() or "") from None
         except asyncio.CancelledError:
             failed = _source_failure(sender)
             if failed:
                 raise SourceError(f"reading the video source {src.url!r} failed: {failed}") from failed
             raise
         finally:
-            call.cancel()
+            await session.close()
             if sender is not None:
                 sender.cancel()
                 await asyncio.gather(sender, return_exceptions=True)
@@ -315,26 +299,23 @@ class FaceStreamClient:
             if src is not source:
                 src.close()
 
-    async def _send(self, call, src: VideoSource, sent_at: dict[int, float],
-                    updates: Mapping[int, EffectsArg], pace: bool) -> None:
-        interval = float(1 / src.frame_rate) if pace else 0.0
-        start = time.perf_counter()
-        packets = iter(src)
-        index = 0
-        try:
-            while (packet := await _next(packets)) is not None:
-                if index in updates:
-                    update = pb.EffectsUpdate(effects=effect_settings(updates[index]))
-                    await call.write(pb.ProcessRequest(effects_update=update))
-                if interval:
-                    await asyncio.sleep(max(0.0, start + index * interval - time.perf_counter()))
-                sent_at[packet.pts] = time.perf_counter()
-                await call.write(pb.ProcessRequest(packet=pb.Packet(data=packet.data, pts=packet.pts)))
-                index += 1
-            await call.write(pb.ProcessRequest(end=pb.EndOfStream()))
-            await call.done_writing()
-        except (grpc.aio.AioRpcError, asyncio.InvalidStateError):
-            pass  # the call already ended (the server failed the session); the reader reports why
-        except Exception:
-            call.cancel()  # the source failed: end the session instead of leaving it waiting for packets
-            raise
+
+async def _send(session: LiveSession, src: VideoSource, updates: Mapping[int, EffectsArg], pace: bool) -> None:
+    interval = float(1 / src.frame_rate) if pace else 0.0
+    start = time.perf_counter()
+    packets = iter(src)
+    index = 0
+    try:
+        while (packet := await _next(packets)) is not None:
+            if index in updates:
+                await session.update_effects(updates[index])
+            if interval:
+                await asyncio.sleep(max(0.0, start + index * interval - time.perf_counter()))
+            await session.send(packet.data, packet.pts)
+            index += 1
+        await session.end()
+    except FaceStreamError:
+        pass  # the session ended with an error (the server failed it): the reader reports why
+    except Exception:
+        await session.close()  # the source failed: end the session instead of leaving it waiting for packets
+        raise

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, Sequence
 
 from facestream.proto import pb
 
@@ -10,14 +10,15 @@ from .api import FaceStreamClient, ProcessResult
 
 
 class BlockingClient:
-    """Same methods as FaceStreamClient, without `await`; use as a context manager."""
+    """Same methods as FaceStreamClient, without `await`; use as a context manager. Takes the same
+    arguments: one server or several (then a stream whose server fails moves to another)."""
 
-    def __init__(self, target: str = "127.0.0.1:50051", **kwargs: Any) -> None:
+    def __init__(self, target: str | Sequence[str] = "127.0.0.1:50051", **kwargs: Any) -> None:
         self._runner = asyncio.Runner()
         self._client = self._runner.run(self._make(target, kwargs))
 
     @staticmethod
-    async def _make(target: str, kwargs: dict[str, Any]) -> FaceStreamClient:
+    async def _make(target: str | Sequence[str], kwargs: dict[str, Any]) -> FaceStreamClient:
         return FaceStreamClient(target, **kwargs)
 
     def __enter__(self) -> "BlockingClient":

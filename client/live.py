@@ -2,22 +2,27 @@
 processed ones read back as they come, settings changed while it runs.
 
 `FaceStreamClient.process` streams a whole source; integrations that receive frames from
-elsewhere use this instead. One `LiveSession` is one `Process` stream: `start()` sends the config,
+elsewhere use this instead. One `LiveSession` is one stream: `start()` sends the config,
 `send()` a frame, `update_effects()` new settings (acknowledged per frame by `effects_version`),
 `results()` yields every output packet in order, `end()` flushes and returns the stats.
+
+When the client has several servers and the session's server fails, the stream moves to another
+one (see failover.py): `failovers` lists each move with the frames it lost, `on_failover` is told.
 """
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-
-import grpc
+from typing import TYPE_CHECKING
 
 from facestream.proto import pb
 
-from .api import EffectsArg, FaceStreamClient, FaceStreamError, _start, _stream_error, effect_settings
+from .failover import Failover, OnFailover, ResumableStream
+from .protocol import EffectsArg, effect_settings
+
+if TYPE_CHECKING:
+    from .api import FaceStreamClient
 
 
 def raw_config(width: int, height: int, *, effects: EffectsArg = None, fps: float = 30.0,
@@ -46,15 +51,12 @@ class LiveResult:
 
 
 class LiveSession:
-    """One Process stream fed frame by frame; use as `async with client.live(config) as session`."""
+    """One stream fed frame by frame; use as `async with client.live(config) as session`."""
 
-    def __init__(self, client: FaceStreamClient, config: pb.SessionConfig) -> None:
-        self._call = client.stub.Process(metadata=client.metadata)
-        self._config = config
-        self._sent_at: dict[int, float] = {}
-        self.started: pb.SessionStarted | None = None
-        self.stats: pb.SessionStats | None = None
-        self.effects_version = 0   # the version the last update_effects asked for
+    def __init__(self, client: FaceStreamClient, config: pb.SessionConfig, *,
+                 on_failover: OnFailover | None = None) -> None:
+        self._stream = ResumableStream(client.endpoints, client.metadata, config, client.failover_seconds,
+                                       on_failover)
 
     async def __aenter__(self) -> LiveSession:
         await self.start()
@@ -63,53 +65,56 @@ class LiveSession:
     async def __aexit__(self, *exc) -> None:
         await self.close()
 
+    @property
+    def started(self) -> pb.SessionStarted | None:
+        """What the server running the session started (after a move, the new server's)."""
+        return self._stream.started
+
+    @property
+    def stats(self) -> pb.SessionStats | None:
+        """The final stats, once `results()` has ended (after a move, of the last server's part)."""
+        return self._stream.stats
+
+    @property
+    def effects_version(self) -> int:
+        """The version the last update_effects asked for."""
+        return self._stream.effects_version
+
+    @property
+    def failovers(self) -> list[Failover]:
+        """Each move to another server, with the frames it lost."""
+        return self._stream.failovers
+
+    @property
+    def target(self) -> str:
+        """The server the session runs on now."""
+        return self._stream.target
+
     async def start(self) -> pb.SessionStarted:
-        """Sends the config; returns what the server started, or raises FaceStreamError."""
-        try:
-            self.started = await _start(self._call, self._config)
-        except grpc.aio.AioRpcError as exc:
-            raise FaceStreamError(exc.code(), exc.details() or "") from None
-        return self.started
+        """Sends the config to the first server that takes it; returns what it started, or raises
+        FaceStreamError (with every server's reason when several refused)."""
+        return await self._stream.start()
 
-    async def _write(self, request: pb.ProcessRequest) -> None:
-        try:
-            await self._call.write(request)
-        except (grpc.aio.AioRpcError, asyncio.InvalidStateError):
-            # the stream has ended: its status says why (results() reports the in-band error too)
-            raise FaceStreamError(await self._call.code(),
-                                  await self._call.details() or "the session has ended") from None
+    async def send(self, data: bytes, pts: int, keyframe: bool | None = None) -> None:
+        """One raw frame (or access unit) with its pts; raises FaceStreamError once the session has ended.
 
-    async def send(self, data: bytes, pts: int) -> None:
-        """One raw frame (or access unit) with its pts; raises FaceStreamError once the session has ended."""
-        self._sent_at[pts] = time.perf_counter()
-        await self._write(pb.ProcessRequest(packet=pb.Packet(data=data, pts=pts)))
+        `keyframe` matters only after a move: the new session starts at the next frame it can start
+        with, found from the data for raw, MJPEG, H.264 and HEVC input; say it for VP9 and AV1."""
+        await self._stream.send(data, pts, keyframe)
 
     async def update_effects(self, effects: EffectsArg) -> int:
         """New settings from the next decoded frame on; returns the version frames will acknowledge."""
-        await self._write(pb.ProcessRequest(effects_update=pb.EffectsUpdate(effects=effect_settings(effects))))
-        self.effects_version += 1
-        return self.effects_version
+        return await self._stream.update_effects(effect_settings(effects))
 
     async def results(self) -> AsyncIterator[LiveResult]:
         """Every processed frame in order until the session ends; raises FaceStreamError on an error."""
-        try:
-            while (resp := await self._call.read()) is not grpc.aio.EOF:
-                kind = resp.WhichOneof("msg")
-                if kind == "error":
-                    raise _stream_error(resp.error)
-                if kind == "stats":
-                    self.stats = resp.stats
-                    continue
-                sent = self._sent_at.pop(resp.packet.pts, None)
-                yield LiveResult(resp.packet, (time.perf_counter() - sent) * 1000.0 if sent else float("nan"))
-        except grpc.aio.AioRpcError as exc:
-            raise FaceStreamError(exc.code(), exc.details() or "") from None
+        async for packet, sent in self._stream.packets():
+            yield LiveResult(packet, (time.perf_counter() - sent) * 1000.0 if sent else float("nan"))
 
     async def end(self) -> None:
         """Tells the server the stream is over and half-closes; `results()` then ends after the stats."""
-        await self._write(pb.ProcessRequest(end=pb.EndOfStream()))
-        await self._call.done_writing()
+        await self._stream.end()
 
     async def close(self) -> None:
         """Ends the stream at once (frames still in flight are not delivered)."""
-        self._call.cancel()
+        self._stream.close()
