@@ -13,7 +13,7 @@ from .config import ServerConfig
 from .errors import SessionError
 from .session import Session
 from .stage_runner import StuckCalls
-from .wire import Undecodable
+from .wire import Oversized, Undecodable
 
 
 class SessionSlots:
@@ -64,6 +64,9 @@ class SessionSlots:
     def admit(self, first: pb.ProcessRequest | Undecodable, who: Principal) -> pb.SessionConfig:
         """The config of a stream the server takes now; raises SessionError saying why not."""
         self._check_server()
+        if isinstance(first, Oversized):
+            raise SessionError(grpc.StatusCode.INVALID_ARGUMENT, f"the first message is {first.error}; send a "
+                               "SessionConfig first (with its effects, per-face entries and label it is a few KiB)")
         if isinstance(first, Undecodable):
             raise SessionError(
                 grpc.StatusCode.INVALID_ARGUMENT,

@@ -14,19 +14,18 @@ from grpc_reflection.v1alpha import reflection
 from facestream.engines import backend as backends
 from facestream.engines.models.store import default_store
 
+from . import memory
 from .auth import Authenticator, AuthInterceptor
 from .config import ConfigurationError, ServerConfig
 from .errors import SessionError
 from .metrics import Metrics
 from .responses import error_response
 from .service import BackendResolver, FaceStreamService
-from .wire import SERVICE_NAME, add_to_server
+from .wire import MESSAGE_OVERHEAD, SERVICE_NAME, add_to_server
 
 log = logging.getLogger("facestream.server")
 
 HEALTH_SERVICE = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name
-# Room for the protobuf framing around the largest packet the server accepts.
-_MESSAGE_OVERHEAD = 64 << 10
 # After the drain, how long the transport waits for calls still finishing (error drains, writes).
 _STOP_GRACE = 2.0
 
@@ -37,7 +36,7 @@ def _ms(seconds: float) -> int:
 
 def grpc_options(config: ServerConfig) -> list[tuple[str, int]]:
     """Message size limits and connection management (keepalive, connection age) for long streams."""
-    max_msg = config.max_packet_bytes + _MESSAGE_OVERHEAD
+    max_msg = config.max_packet_bytes + MESSAGE_OVERHEAD
     opts = [
         ("grpc.max_receive_message_length", max_msg),
         ("grpc.max_send_message_length", max(max_msg, config.max_width * config.max_height * 2)),
@@ -92,13 +91,13 @@ class FaceStreamServer:
             credentials = server_credentials(config)
         except (OSError, ValueError) as exc:
             raise ConfigurationError(str(exc)) from None
+        self.service = FaceStreamService(config, self.executor, self.metrics, resolve)
         interceptors = []
         if self.auth.enabled:
             in_band = {f"/{SERVICE_NAME}/Process": lambda code, msg: error_response(SessionError(code, msg))}
             interceptors.append(AuthInterceptor(self.auth, (SERVICE_NAME,), self.metrics, in_band,
-                                                config.error_drain_seconds))
+                                                config.error_drain_seconds, self.service.refused))
         self.grpc = grpc.aio.server(options=grpc_options(config), interceptors=interceptors)
-        self.service = FaceStreamService(config, self.executor, self.metrics, resolve)
         self.metrics.watch_queues(self.service.queue_depths)
         add_to_server(self.service, self.grpc)
         self.health = health.aio.HealthServicer()
@@ -138,6 +137,7 @@ class FaceStreamServer:
                  "TLS" if self.config.tls_cert_file else "plaintext", "on" if self.auth.enabled else "off",
                  "on" if self.config.reflection else "off")
         await asyncio.get_running_loop().run_in_executor(self.executor, self._load_models)
+        memory.settle()
         self.service.slots.ready = True
         self.metrics.model_ready.set(1)
         await self._set_health(health_pb2.HealthCheckResponse.SERVING)

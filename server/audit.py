@@ -14,13 +14,16 @@ from facestream.proto import pb
 from .auth import Principal
 from .errors import SessionError
 from .session import Session
+from .text import clip
 from .wire import Undecodable
 
 audit = logging.getLogger("facestream.audit")
+# Effects of a config named in its audit line (a config with more is refused anyway).
+_MAX_EFFECTS = 16
 
 
 def describe_request(first: pb.ProcessRequest | Undecodable) -> dict[str, Any]:
-    """What a session asked for (no pixels, no secrets)."""
+    """What a session asked for (no pixels, no secrets), its strings cut short."""
     if isinstance(first, Undecodable) or first.WhichOneof("msg") != "config":
         return {"first_message": "undecodable" if isinstance(first, Undecodable) else first.WhichOneof("msg")}
     c = first.config
@@ -32,12 +35,12 @@ def describe_request(first: pb.ProcessRequest | Undecodable) -> dict[str, Any]:
         "input": enum(pb.Codec, c.input.codec),
         "size": f"{c.input.width}x{c.input.height}",
         "output": enum(pb.Codec, c.output.codec or pb.CODEC_H264),
-        "effects": {e.name: round(e.strength, 3) for e in c.effects.effects},
+        "effects": {clip(e.name): round(e.strength, 3) for e in c.effects.effects[:_MAX_EFFECTS]},
         "per_face": len(c.effects.per_face),
         "drop_policy": enum(pb.DropPolicy, c.drop_policy),
         "backend": enum(pb.Backend, c.backend),
         "return_faces": c.return_faces,
-        "label": c.label,
+        "label": clip(c.label),
     }
 
 

@@ -8,17 +8,19 @@ credentials. API keys are random high-entropy tokens, so a single SHA-256 is the
 """
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import hashlib
 import logging
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
+from typing import AsyncIterator, Awaitable, Callable
 
 import grpc
 
 from .config import ServerConfig
-from .intake import discard
+from .text import MAX_MESSAGE, clip
 
 log = logging.getLogger("facestream.auth")
 
@@ -35,12 +37,16 @@ class Principal:
 
 
 ANONYMOUS = Principal("anonymous", "none")
+# Reads and drops a refused stream's requests for at most the given seconds.
+Drain = Callable[[AsyncIterator, float], Awaitable[None]]
 principal: contextvars.ContextVar[Principal] = contextvars.ContextVar("facestream_principal", default=ANONYMOUS)
 
 
 class AuthError(Exception):
+    """Refused credentials; the message may quote what the client sent, cut short."""
+
     def __init__(self, message: str, reason: str) -> None:
-        super().__init__(message)
+        super().__init__(clip(message, MAX_MESSAGE))
         self.reason = reason
 
 
@@ -156,17 +162,32 @@ class Authenticator:
                         "metadata", "missing")
 
 
-def _abort_handler(handler: grpc.RpcMethodHandler, message: str, in_band=None,
-                   drain_seconds: float = 0.0) -> grpc.RpcMethodHandler:
+async def _written(context: grpc.aio.ServicerContext, response, seconds: float) -> bool:
+    """Whether `response` was written within `seconds` (the client may not be reading)."""
+    write = asyncio.ensure_future(context.write(response))
+    await asyncio.wait([write], timeout=seconds)
+    if not write.done():
+        write.add_done_callback(lambda w: w.cancelled() or w.exception())
+        return False
+    return write.exception() is None
+
+
+def _abort_handler(handler: grpc.RpcMethodHandler, message: str, in_band=None, write_seconds: float = 2.0,
+                   drain: Drain | None = None) -> grpc.RpcMethodHandler:
     async def abort(request, context):
         await context.abort(grpc.StatusCode.UNAUTHENTICATED, message)
 
     async def abort_stream(requests, context):
-        # Like any other stream error: announce it in band, let a client that is still writing
-        # stop and half-close, then end with the status (so its writes do not fail first).
-        if in_band is not None:
-            await context.write(in_band(grpc.StatusCode.UNAUTHENTICATED, message))
-        await discard(requests, drain_seconds)
+        # Like any other stream error: announce it in band, let a client that is still writing stop and
+        # half-close (`drain` reads within the server's budget for refused streams: a flood of callers
+        # without credentials is not read), then end with the status.
+        if in_band is not None and not await _written(
+                context, in_band(grpc.StatusCode.UNAUTHENTICATED, message), write_seconds):
+            context.set_code(grpc.StatusCode.UNAUTHENTICATED)  # the write waits on the client: the status alone
+            context.set_details(message)
+            return
+        if drain is not None:
+            await drain(requests, write_seconds)
         await context.abort(grpc.StatusCode.UNAUTHENTICATED, message)
 
     kw = dict(request_deserializer=handler.request_deserializer, response_serializer=handler.response_serializer)
@@ -205,13 +226,15 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
     """Rejects calls to `protected` services without valid credentials (UNAUTHENTICATED)."""
 
     def __init__(self, auth: Authenticator, protected: tuple[str, ...], metrics=None,
-                 in_band: dict | None = None, drain_seconds: float = 2.0) -> None:
+                 in_band: dict | None = None, write_seconds: float = 2.0, drain: Drain | None = None) -> None:
         self.auth = auth
         self.prefixes = tuple(f"/{name}/" for name in protected)
         self.metrics = metrics
         # Method -> function(code, message) building the in-band error message of a streaming method.
         self.in_band = in_band or {}
-        self.drain_seconds = drain_seconds
+        self.write_seconds = write_seconds
+        # Reads and drops what a refused stream's client still sends, for at most the given seconds.
+        self.drain = drain
 
     async def intercept_service(self, continuation, details: grpc.HandlerCallDetails):
         handler = await continuation(details)
@@ -224,5 +247,6 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
             if self.metrics is not None:
                 self.metrics.auth_failures.labels(exc.reason).inc()
                 self.metrics.errors.labels("UNAUTHENTICATED").inc()
-            return _abort_handler(handler, str(exc), self.in_band.get(details.method), self.drain_seconds)
+            return _abort_handler(handler, str(exc), self.in_band.get(details.method), self.write_seconds,
+                                  self.drain)
         return _with_principal(handler, who)

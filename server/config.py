@@ -44,7 +44,13 @@ class ServerConfig:
     )
     idle_timeout_seconds: float = field(
         default=60.0,
-        metadata={"help": "a session that sends nothing for this long is closed to free its slot (0: never)"},
+        metadata={"help": "a session that sends nothing, or reads none of its output, for this long is closed to "
+                          "free its slot (0: never)"},
+    )
+    config_timeout_seconds: float = field(
+        default=5.0,
+        metadata={"help": "a stream that has not sent its session config this long after it opened is closed "
+                          "(DEADLINE_EXCEEDED; 0: never)"},
     )
     max_session_seconds: float = field(
         default=4 * 3600.0, metadata={"help": "longest a session may run before RESOURCE_EXHAUSTED; 0: no limit"}

@@ -17,17 +17,24 @@ from facestream.engines.codec.base import CodecError
 from facestream.engines.pipeline import FrameTooLarge
 
 from .plan import ConfigError, OverLimit
+from .text import MAX_MESSAGE, clip
 
 log = logging.getLogger("facestream.session")
 
 
 class SessionError(Exception):
-    """Ends the stream with `code` and a message for the client."""
+    """Ends the stream with `code` and a message for the client (cut to text.MAX_MESSAGE characters: it
+    travels as metadata, and may echo what the client sent)."""
 
     def __init__(self, code: grpc.StatusCode, message: str) -> None:
+        message = clip(message, MAX_MESSAGE)
         super().__init__(message)
         self.code = code
         self.message = message
+
+
+class CallEnded(Exception):
+    """A response could not be written because the call is over: the client cancelled or went away."""
 
 
 class StageStuck(Exception):
@@ -69,7 +76,7 @@ def as_session_error(exc: BaseException, call_ended: bool = False) -> SessionErr
     Errors that are not in the table are bugs: they are logged with their traceback and end the stream
     with INTERNAL.
     """
-    if call_ended:
+    if call_ended or isinstance(exc, CallEnded):
         return SessionError(grpc.StatusCode.CANCELLED, f"the call ended: {exc!r}")
     if isinstance(exc, SessionError):
         return exc

@@ -18,16 +18,20 @@ import grpc
 from facestream.engines.effects.base import EffectSettings
 from facestream.proto import pb
 
+from .budget import ByteBudget
 from .config import ServerConfig
 from .errors import SessionError, as_session_error
 from .metrics import Metrics
 from .plan import ConfigError, SessionPlan, effect_settings
 from .responses import SessionStats
+from .wire import Undecodable
 
 # Packets of pts history used to measure the input frame rate.
 _FPS_WINDOW = 30
 # Tolerance over max_fps for the measured rate (timestamps jitter).
 _FPS_SLACK = 1.1
+# INT64_MIN: FFmpeg's AV_NOPTS_VALUE, so no packet may carry it.
+NO_PTS = -(2**63)
 
 
 @dataclass(frozen=True)
@@ -62,19 +66,30 @@ async def next_request(requests: AsyncIterator, timeout: float | None):
     return task.result()
 
 
-async def discard(requests: AsyncIterator, timeout: float | None) -> None:
-    """Reads and drops requests until end-of-stream, half-close, a broken call or `timeout` seconds."""
+async def discard(requests: AsyncIterator, timeout: float | None, budget: ByteBudget | None = None) -> None:
+    """Reads and drops requests until end-of-stream, half-close, a broken call or `timeout` seconds; with a
+    `budget`, only while it has room for the largest request the server accepts."""
     deadline = None if timeout is None else time.monotonic() + timeout
     while True:
         left = None if deadline is None else deadline - time.monotonic()
-        if left is not None and left <= 0:
+        if (left is not None and left <= 0) or (budget is not None and not budget.reserve()):
             return
+        req = None
         try:
             req = await next_request(requests, left)
         except Exception:  # the half-close (StopAsyncIteration), or a call that broke
+            pass
+        finally:
+            if budget is not None:
+                budget.give_back(budget.largest - _size(req))
+        if req is None or req.WhichOneof("msg") == "end":
             return
-        if req.WhichOneof("msg") == "end":
-            return
+
+
+def _size(req) -> int:
+    if req is None:
+        return 0
+    return req.size if isinstance(req, Undecodable) else req.ByteSize()
 
 
 class RateCheck:
@@ -191,6 +206,12 @@ class Intake:
                 grpc.StatusCode.INVALID_ARGUMENT,
                 f"packet with pts {packet.pts} is empty; send one access unit per packet",
             )
+        if packet.pts == NO_PTS:
+            raise SessionError(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"packet {self._stats.packets_in + 1} has pts {NO_PTS}, which codecs read as 'no timestamp'; "
+                "give every packet its presentation time",
+            )
         self._rate.check(packet.pts)
         self._stats.packets_in += 1
         if self._metrics is not None:
@@ -200,6 +221,11 @@ class Intake:
 
 def _unexpected(req, kind: str | None, stats: SessionStats) -> SessionError:
     """The error for a request that has no place after the config."""
+    if kind == "oversized":
+        return SessionError(
+            grpc.StatusCode.INVALID_ARGUMENT,
+            f"message {stats.packets_in + stats.updates + 2} is {req.error}; an effects update is a few KiB",
+        )
     if kind == "undecodable":
         return SessionError(
             grpc.StatusCode.INVALID_ARGUMENT,

@@ -2,7 +2,8 @@
 
 Sessions allocate and free large buffers (frames, codec contexts, model arenas); glibc keeps
 freed heap pages mapped, so without a trim the resident size stays at its high-water mark after
-a burst of sessions. A trim when the last session ends keeps RSS a faithful signal for operators.
+a burst of sessions (or of refused streams). A trim shortly after streams end keeps RSS a faithful
+signal for operators.
 """
 from __future__ import annotations
 
@@ -23,8 +24,16 @@ except (OSError, AttributeError):  # not glibc
     _libc = None
 
 
+def settle() -> None:
+    """Once the server has loaded its models: what exists now lives as long as the process, so the
+    collections of `release` need not walk it again (they hold the GIL while they run)."""
+    gc.collect()
+    gc.freeze()
+
+
 def release() -> None:
-    """Collects reference cycles and returns free heap pages to the OS (where libc supports it)."""
+    """Collects reference cycles (a failed session's exception and frames can hold its buffers), then
+    returns free heap pages to the OS (where libc supports it)."""
     gc.collect()
     if _libc is not None:
         try:

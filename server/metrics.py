@@ -3,12 +3,13 @@ from __future__ import annotations
 
 import logging
 from typing import Callable, Iterable
-from wsgiref.simple_server import WSGIServer
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
 
 from facestream.engines.stages import TIMINGS, FrameStatus, Queue
+
+from .metrics_http import MetricsEndpoint
 
 log = logging.getLogger("facestream.metrics")
 
@@ -33,6 +34,9 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = r = CollectorRegistry()
         self.sessions_active = Gauge("facestream_sessions_active", "Sessions running now", registry=r)
+        self.streams_open = Gauge("facestream_streams_open",
+                                  "Process streams open now, those still waiting for their config included",
+                                  registry=r)
         self.sessions = Counter("facestream_sessions", "Sessions ended, by gRPC status code", ["code"], registry=r)
         self.errors = Counter("facestream_errors", "Streams ended with an error, by gRPC status code", ["code"],
                               registry=r)
@@ -50,13 +54,14 @@ class Metrics:
                                    registry=r)
         self.model_ready = Gauge("facestream_model_ready", "1 once the models are verified and warmed up", registry=r)
         self.draining = Gauge("facestream_draining", "1 while the server drains before stopping", registry=r)
-        for code in ("OK", "INVALID_ARGUMENT", "RESOURCE_EXHAUSTED", "UNAVAILABLE", "UNAUTHENTICATED", "CANCELLED"):
+        for code in ("OK", "INVALID_ARGUMENT", "RESOURCE_EXHAUSTED", "DEADLINE_EXCEEDED", "UNAVAILABLE",
+                     "UNAUTHENTICATED", "CANCELLED"):
             self.sessions.labels(code)
         for status in FrameStatus:
             self.frames_out.labels(status.value)
             if status is not FrameStatus.PROCESSED:
                 self.drops.labels(status.value)
-        self._http: WSGIServer | None = None
+        self._http: MetricsEndpoint | None = None
 
     def watch_queues(self, depths: Callable[[], dict[Queue, int]]) -> None:
         self.registry.register(_QueueCollector(depths))
@@ -73,13 +78,12 @@ class Metrics:
 
     def serve(self, host: str, port: int) -> int:
         """Starts the /metrics HTTP endpoint; returns the bound port."""
-        self._http, _ = start_http_server(port, addr=host, registry=self.registry)
-        bound = self._http.server_address[1]
+        self._http = MetricsEndpoint(self.registry)
+        bound = self._http.start(host, port)
         log.info("metrics on http://%s:%d/metrics", host, bound)
         return bound
 
     def stop(self) -> None:
         if self._http is not None:
-            self._http.shutdown()
-            self._http.server_close()
+            self._http.close()
             self._http = None

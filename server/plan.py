@@ -6,12 +6,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from facestream.engines.codec.base import Codec, EncoderSettings, output_size
+from facestream.engines.codec.base import Codec, CodecError, EncoderSettings, output_size
+from facestream.engines.codec.cpu import MAX_GOP, check_encode_size
 from facestream.engines.effects.base import EffectSetting, EffectSettings
-from facestream.engines.effects.registry import EffectError, validate
+from facestream.engines.effects.registry import EFFECTS, EffectError, validate
 from facestream.proto import pb
 
 from .config import ServerConfig
+from .text import clip
 
 CODECS = {
     pb.CODEC_H264: Codec.H264,
@@ -26,6 +28,14 @@ WIRE_CODECS = {v: k for k, v in CODECS.items()}
 INPUT_CODECS = tuple(CODECS)
 OUTPUT_CODECS = (pb.CODEC_H264, pb.CODEC_HEVC, pb.CODEC_MJPEG, pb.CODEC_RAW_NV12)
 BACKEND_NAMES = {pb.BACKEND_AUTO: "auto", pb.BACKEND_CPU: "cpu", pb.BACKEND_GPU: "gpu"}
+# Per-face entries in a config or effects update: faces leave and new IDs come, so a client may hold
+# settings for more faces than are tracked at once (--max-faces), but not without end.
+MAX_PER_FACE = 64
+MAX_LABEL_CHARS = 256
+# 1 Gbit/s, far above any live stream; the encoders' own limits are lower than the wire's 2^32-1.
+MAX_BITRATE_KBPS = 1_000_000
+# Characters of an effect or parameter name passed on: a longer one is no known name either.
+_MAX_NAME = 40
 
 
 class ConfigError(ValueError):
@@ -49,11 +59,20 @@ def _rational(r: pb.Rational, default: tuple[int, int], what: str) -> tuple[int,
 
 
 def effect_settings(msg: pb.EffectSettings, version: int) -> EffectSettings:
-    """Validated engine settings from the wire; raises ConfigError naming the bad effect."""
+    """Validated engine settings from the wire; raises ConfigError naming the bad effect.
+
+    The lists are measured before they are walked, and names are cut short before they are echoed."""
 
     def convert(effects) -> tuple[EffectSetting, ...]:
-        return tuple(EffectSetting(e.name, e.strength, dict(e.params)) for e in effects)
+        if len(effects) > len(EFFECTS):
+            raise ConfigError(f"{len(effects)} effects in one list; there are {len(EFFECTS)} effects, "
+                              "give each at most once")
+        return tuple(EffectSetting(clip(e.name, _MAX_NAME), e.strength,
+                                   {clip(k, _MAX_NAME): v for k, v in e.params.items()}) for e in effects)
 
+    if len(msg.per_face) > MAX_PER_FACE:
+        raise ConfigError(f"{len(msg.per_face)} per-face entries; at most {MAX_PER_FACE} faces can have "
+                          "their own effects")
     per_face: dict[int, tuple[EffectSetting, ...]] = {}
     for fe in msg.per_face:
         if fe.face_id in per_face:
@@ -105,10 +124,21 @@ def _check_size(inp: pb.InputConfig, codec: Codec, limits: ServerConfig) -> None
         )
 
 
+def _check_output(out: pb.OutputConfig) -> None:
+    if out.quality > 100:
+        raise ConfigError(f"config.output.quality {out.quality} is out of range; valid range is 1..100 (0: default)")
+    if out.bitrate_kbps > MAX_BITRATE_KBPS:
+        raise ConfigError(f"config.output.bitrate_kbps {out.bitrate_kbps} is out of range; valid range is "
+                          f"1..{MAX_BITRATE_KBPS} (0: set by quality)")
+    if out.gop > MAX_GOP:
+        raise ConfigError(f"config.output.gop {out.gop} is out of range; valid range is 1..{MAX_GOP} frames "
+                          "(0: two seconds of frames)")
+
+
 def _check_options(cfg: pb.SessionConfig) -> None:
-    if cfg.output.quality > 100:
-        raise ConfigError(
-            f"config.output.quality {cfg.output.quality} is out of range; valid range is 1..100 (0: default)")
+    _check_output(cfg.output)
+    if len(cfg.label) > MAX_LABEL_CHARS:
+        raise ConfigError(f"config.label has {len(cfg.label)} characters; at most {MAX_LABEL_CHARS}")
     if cfg.return_landmarks and not cfg.return_faces:
         raise ConfigError("config.return_landmarks needs config.return_faces; set both to get landmarks")
     if cfg.backend not in BACKEND_NAMES:
@@ -137,6 +167,11 @@ def session_plan(cfg: pb.SessionConfig, limits: ServerConfig) -> SessionPlan:
     time_base = _rational(inp.time_base, (1, 90000), "config.input.time_base")
     frame_rate = _frame_rate(inp, limits)
     out_w, out_h = output_size(out_codec, inp.width, inp.height)
+    if inp.width and inp.height:
+        try:
+            check_encode_size(out_codec, out_w, out_h)
+        except CodecError as exc:
+            raise ConfigError(str(exc)) from None
     return SessionPlan(
         input_codec=codec,
         width=inp.width,

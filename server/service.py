@@ -4,6 +4,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 import uuid
 from concurrent.futures import Executor
 from typing import AsyncIterator, Callable
@@ -18,16 +19,18 @@ from . import logs, memory
 from .admission import SessionSlots
 from .audit import StreamRecord
 from .auth import ANONYMOUS, Principal, principal
+from .budget import ByteBudget
 from .capabilities import capabilities
 from .config import ServerConfig
-from .errors import SessionError, as_session_error
-from .intake import discard
+from .errors import CallEnded, SessionError, as_session_error
+from .intake import discard, next_request
 from .metrics import Metrics
 from .plan import ConfigError, session_plan
+from .responder import Responder
 from .responses import error_response
 from .session import Session
 from .stage_runner import StuckCalls
-from .wire import Undecodable
+from .wire import MESSAGE_OVERHEAD, Undecodable
 
 log = logging.getLogger("facestream.service")
 
@@ -70,6 +73,10 @@ class FaceStreamService:
         self.stuck = StuckCalls(self.metrics)
         self.slots = SessionSlots(config, self.stuck)
         self._release: asyncio.TimerHandle | None = None
+        # Reading what refused streams still send, server-wide: one of the largest requests at once, then
+        # half of one a second (see budget.py); a refused client that behaves sends a few KiB.
+        largest = config.max_packet_bytes + MESSAGE_OVERHEAD
+        self.refused_reads = ByteBudget(largest / 2, largest, largest)
 
     @property
     def sessions(self) -> dict[str, Session]:
@@ -82,18 +89,27 @@ class FaceStreamService:
                 depths[queue] += depth
         return depths
 
-    def _schedule_release(self) -> None:
-        """Once idle for a moment, give freed memory back to the OS (see memory.py)."""
+    async def refused(self, requests: AsyncIterator, seconds: float) -> None:
+        """For a stream refused before it had a session, once its error is out: reads and drops what its
+        client still sends, for at most `seconds` and within the server's budget for that; shortly after,
+        the memory it held goes back to the OS."""
+        try:
+            await discard(requests, seconds, self.refused_reads)
+        finally:
+            self.release_memory_soon()
+
+    def release_memory_soon(self) -> None:
+        """Shortly after streams end, gives freed memory back to the OS (see memory.py): one release at a
+        time, not postponed by more streams ending."""
         if self._release is not None:
-            self._release.cancel()
+            return
 
         def run() -> None:
             self._release = None
-            if not self.sessions:
-                try:
-                    asyncio.get_running_loop().run_in_executor(self.executor, memory.release)
-                except RuntimeError:  # the executor is shut down: the server is stopping
-                    pass
+            try:
+                asyncio.get_running_loop().run_in_executor(self.executor, memory.release)
+            except RuntimeError:  # the executor is shut down: the server is stopping
+                pass
 
         self._release = asyncio.get_running_loop().call_later(_RELEASE_AFTER, run)
 
@@ -109,47 +125,72 @@ class FaceStreamService:
         who = principal.get()
         record = StreamRecord(sid, who if who is not ANONYMOUS else _peer_principal(context))
         requests = request_iterator.__aiter__()
+        responder = Responder(context, self.config.idle_timeout_seconds)
+        self.metrics.streams_open.inc()
         try:
-            await self._serve(record, requests, context)
+            await self._serve(record, requests, responder)
         except asyncio.CancelledError as exc:
             record.ended(as_session_error(exc))
             raise
         except Exception as exc:
-            call_ended = context.cancelled() or context.done()  # a write failed because the call ended under us
-            error = record.ended(as_session_error(exc, call_ended))
-            if call_ended:
-                raise
-            log.info("session %s failed: %s: %s", sid, error.code.name, error.message)
-            with contextlib.suppress(Exception):
-                await context.write(error_response(error))
-            if record.session is not None:
-                await record.session.drain(self.config.error_drain_seconds)
-            else:
-                await discard(requests, self.config.error_drain_seconds)
-            context.set_code(error.code)
-            context.set_details(error.message)
+            if isinstance(exc, CallEnded) or context.cancelled() or context.done():
+                record.ended(as_session_error(exc, call_ended=True))
+                raise asyncio.CancelledError from exc  # nothing more can reach the client: end quietly
+            await self._fail(record, requests, responder, context, as_session_error(exc))
         finally:
+            self.metrics.streams_open.dec()
             try:
                 await asyncio.shield(self._end(record))
             finally:
                 record.write(_peer(context))
 
-    async def _serve(self, record: StreamRecord, requests: AsyncIterator, context: grpc.aio.ServicerContext) -> None:
+    async def _fail(self, record: StreamRecord, requests: AsyncIterator, responder: Responder,
+                    context: grpc.aio.ServicerContext, error: SessionError) -> None:
+        """The error in band, a bounded drain, then the status."""
+        record.ended(error)
+        if record.session is not None:  # a stream refused before that is told of by its audit line alone
+            log.info("session %s failed: %s: %s", record.session_id, error.code.name, error.message)
+        # A client that is not reading (a write still waits on it) gets the status alone, and no drain; nor
+        # does one that never sent anything.
+        if not responder.blocked:
+            with contextlib.suppress(SessionError, CallEnded):
+                await responder.send(error_response(error), limit=self.config.error_drain_seconds)
+        drain = 0.0 if responder.blocked or record.first is None else self.config.error_drain_seconds
+        if record.session is not None:
+            await record.session.drain(drain)
+        elif drain:
+            await self.refused(requests, drain)
+        context.set_code(error.code)
+        context.set_details(error.message)
+
+    async def _first(self, requests: AsyncIterator):
+        """The stream's first request, within --config-timeout-seconds (and up to a tenth more, so that streams
+        opened together do not all end in the same instant)."""
+        limit = self.config.config_timeout_seconds
         try:
-            record.first = first = await anext(requests)
+            return await next_request(requests, limit * random.uniform(1.0, 1.1) if limit > 0 else None)
         except StopAsyncIteration:
             raise SessionError(grpc.StatusCode.INVALID_ARGUMENT,
                                "empty stream; send a SessionConfig as the first message") from None
+        except asyncio.TimeoutError:
+            raise SessionError(
+                grpc.StatusCode.DEADLINE_EXCEEDED,
+                f"no SessionConfig arrived within {limit:g} seconds of the stream opening (this server's "
+                "--config-timeout-seconds); send the config as soon as the stream is open",
+            ) from None
+
+    async def _serve(self, record: StreamRecord, requests: AsyncIterator, responder: Responder) -> None:
+        record.first = first = await self._first(requests)
         config = self.slots.admit(first, record.who)
         session = record.session = self._open(config, record.session_id)
         self.slots.take(session, record.who)
         self.metrics.sessions_active.set(len(self.sessions))
         log.info("session %s started for %s (%s, label %r)", session.id, record.who.name, session.backend.name,
                  session.plan.label)
-        await context.write(session.started_message(config))
+        await responder.send(session.started_message(config), session.failed)
         async with contextlib.aclosing(session.run(requests)) as responses:
             async for response in responses:
-                await context.write(response)
+                await responder.send(response, session.failed)
 
     def _open(self, config: pb.SessionConfig, sid: str) -> Session:
         """The session for an admitted config; raises ConfigError or BackendUnavailable saying what to change."""
@@ -168,13 +209,13 @@ class FaceStreamService:
         session = record.session
         if session is not None:
             try:
+                await session.drain(0)
                 await session.close()
             except Exception:
                 log.exception("session %s: releasing its codecs failed", record.session_id)
             self.slots.free(session, record.who)
             self.metrics.sessions_active.set(len(self.sessions))
-            if not self.sessions:
-                self._schedule_release()
+        self.release_memory_soon()
         self.metrics.sessions.labels(record.code.name).inc()
         if record.code is not grpc.StatusCode.OK:
             self.metrics.errors.labels(record.code.name).inc()

@@ -58,7 +58,8 @@ class Session:
         self._policy = RealtimePolicy(plan.realtime, server.realtime_latency_ms)
         self._closed = False
         self._reader: asyncio.Task | None = None
-        self._failure: asyncio.Future[SessionError] | None = None
+        # Set (once) to the error the session ends with.
+        self.failed: asyncio.Future[SessionError] = asyncio.get_running_loop().create_future()
         self._decode = DecodeStage(
             backend.decoder(plan.input_codec, plan.width, plan.height),
             backend.vision(server.max_faces, plan.encoder.frame_rate[0] / plan.encoder.frame_rate[1]),
@@ -86,8 +87,8 @@ class Session:
 
     def _fail(self, exc: SessionError) -> None:
         """Marks the session failed (the first failure wins) and unblocks a reader waiting on a full queue."""
-        if self._failure is not None and not self._failure.done():
-            self._failure.set_result(exc)
+        if not self.failed.done():
+            self.failed.set_result(exc)
         self._intake.unblock()
 
     # ------------------------------------------------------------------ the stage loops
@@ -181,7 +182,7 @@ class Session:
         After a failure the reader keeps discarding requests (see `drain`), so that a client
         still writing does not see its writes fail before it learns why.
         """
-        failure = self._failure = asyncio.get_running_loop().create_future()
+        failure = self.failed
         reader = self._reader = asyncio.create_task(self._intake.read(requests, failure), name=f"{self.id}-read")
         workers = [
             asyncio.create_task(self._run_decode(), name=f"{self.id}-decode"),

@@ -113,13 +113,13 @@ class PyAVDecoder:
             raise undecodable(self.codec, what, exc.strerror or exc) from None
         frames = []
         for f in decoded:
-            y, uv, pad = nv12_planes(f)
-            pts = f.pts if f.pts is not None else f.best_effort_timestamp
-            if pts is None:
+            if f.pts is None:  # FFmpeg's "no timestamp" is INT64_MIN: a packet may have carried it
                 raise CodecError(
-                    f"the decoder returned a picture without a timestamp for {what}; set Packet.pts on every packet"
+                    f"the decoder returned a picture without a timestamp for {what}; set Packet.pts on every "
+                    f"packet (not {-2**63}, which codecs read as no timestamp)"
                 )
-            frames.append(Frame(y=y, uv=uv, pts=pts, index=self._index, pad=pad))
+            y, uv, pad = nv12_planes(f)
+            frames.append(Frame(y=y, uv=uv, pts=f.pts, index=self._index, pad=pad))
             self._index += 1
         return frames
 
@@ -186,6 +186,18 @@ def _crf(quality: int, default: int) -> int:
 
 
 SINGLE_THREAD_PIXELS = 1280 * 720
+# The longest GOP an encoder is opened with, in frames (about an hour at 30 fps), and the smallest
+# picture each codec's encoder opens for (libx265 refuses anything under 16x16).
+MAX_GOP = 100_000
+MIN_ENCODE_SIZE = {Codec.HEVC: (16, 16)}
+
+
+def check_encode_size(codec: Codec, width: int, height: int) -> None:
+    """CodecError when `codec` cannot encode width x height pictures."""
+    min_w, min_h = MIN_ENCODE_SIZE.get(codec, (1, 1))
+    if width < min_w or height < min_h:
+        raise CodecError(f"{codec.name} output needs pictures of at least {min_w}x{min_h}; this stream's are "
+                         f"{width}x{height}: ask for H264, MJPEG or RAW_NV12 output instead")
 
 
 class PyAVEncoder:
@@ -198,6 +210,7 @@ class PyAVEncoder:
     def __init__(self, settings: EncoderSettings) -> None:
         lib = pyav()
         s = settings
+        check_encode_size(s.codec, s.width, s.height)
         self.settings = s
         fps = Fraction(*s.frame_rate) if s.frame_rate[0] > 0 and s.frame_rate[1] > 0 else Fraction(30)
         if s.codec is Codec.H264:
@@ -231,7 +244,7 @@ class PyAVEncoder:
         ctx.width, ctx.height = s.width, s.height
         ctx.time_base = 1 / fps
         ctx.framerate = fps
-        ctx.gop_size = s.gop or max(1, round(2 * fps))
+        ctx.gop_size = min(s.gop or max(1, round(2 * fps)), MAX_GOP)
         ctx.max_b_frames = 0
         if s.bitrate_kbps:
             ctx.bit_rate = s.bitrate_kbps * 1000

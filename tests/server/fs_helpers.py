@@ -7,6 +7,8 @@ import urllib.request
 from pathlib import Path
 from typing import IO, Callable
 
+import psutil
+
 from facestream.client import VideoSource
 from facestream.client.health import wait_serving
 from facestream.engines.cpu_backend import CpuBackend
@@ -124,6 +126,16 @@ class Served:
 
     def metrics(self) -> dict[str, float]:
         return scrape(f"http://127.0.0.1:{self.metrics_port}/metrics")
+
+    def rss(self) -> int:
+        return psutil.Process(self.proc.pid).memory_info().rss
+
+    def cpu_seconds(self) -> float:
+        t = psutil.Process(self.proc.pid).cpu_times()
+        return t.user + t.system
+
+    def threads(self) -> int:
+        return psutil.Process(self.proc.pid).num_threads()
 
 
 def scrape(url: str) -> dict[str, float]:
