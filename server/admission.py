@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from typing import Callable
 
 import grpc
 
@@ -34,6 +35,14 @@ class SessionSlots:
         self.idle = asyncio.Event()
         self.idle.set()
         self._stuck_limit = max(1, config.worker_threads // 2)
+        # Called when a session starts or ends (readiness follows `taking`).
+        self.on_change: Callable[[], None] = lambda: None
+
+    @property
+    def taking(self) -> bool:
+        """Whether a new session would be admitted now (quotas per caller aside)."""
+        return (self.ready and not self.draining and len(self.running) < self.config.max_sessions
+                and len(self.stuck) < self._stuck_limit)
 
     def _check_server(self) -> None:
         if self.draining:
@@ -92,6 +101,7 @@ class SessionSlots:
         self.running[session.id] = session
         self._per_caller[who.name] += 1
         self.idle.clear()
+        self.on_change()
 
     def free(self, session: Session, who: Principal) -> None:
         self.running.pop(session.id, None)
@@ -100,3 +110,4 @@ class SessionSlots:
             del self._per_caller[who.name]
         if not self.running:
             self.idle.set()
+        self.on_change()

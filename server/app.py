@@ -19,6 +19,7 @@ from .auth import Authenticator, AuthInterceptor
 from .config import ConfigurationError, ServerConfig
 from .errors import SessionError
 from .metrics import Metrics
+from .readiness import Readiness
 from .responses import error_response
 from .service import BackendResolver, FaceStreamService
 from .wire import MESSAGE_OVERHEAD, SERVICE_NAME, add_to_server
@@ -112,6 +113,7 @@ class FaceStreamServer:
             raise OSError(f"could not listen on {config.address}")
         self.metrics_port = 0
         self._stopped = False
+        self._readiness: Readiness | None = None
 
     async def _set_health(self, status) -> None:
         for name in ("", SERVICE_NAME):
@@ -141,6 +143,7 @@ class FaceStreamServer:
         self.service.slots.ready = True
         self.metrics.model_ready.set(1)
         await self._set_health(health_pb2.HealthCheckResponse.SERVING)
+        self._readiness = Readiness(self.health, self.service.slots, self.service.stuck)
         log.info("serving on %s:%d", self.config.host, self.port)
 
     async def drain(self, grace: float) -> bool:
@@ -159,6 +162,8 @@ class FaceStreamServer:
         if self._stopped:
             return
         self._stopped = True
+        if self._readiness is not None:
+            self._readiness.stopped = True
         await self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
         await self.grpc.stop(grace)
         self.metrics.stop()

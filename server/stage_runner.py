@@ -23,6 +23,8 @@ class StuckCalls:
     def __init__(self, metrics: Metrics | None = None) -> None:
         self._metrics = metrics
         self._calls: set[Future] = set()
+        # Called when a call is counted or returns (on its worker thread then).
+        self.on_change: Callable[[], None] = lambda: None
 
     def __len__(self) -> int:
         return len(self._calls)
@@ -32,9 +34,14 @@ class StuckCalls:
         if call in self._calls or call.done():
             return
         self._calls.add(call)
-        call.add_done_callback(self._calls.discard)
+        call.add_done_callback(self._returned)
         if self._metrics is not None:
             self._metrics.stuck_calls.inc()
+        self.on_change()
+
+    def _returned(self, call: Future) -> None:
+        self._calls.discard(call)
+        self.on_change()
 
 
 class StageRunner:

@@ -95,8 +95,6 @@ async def test_a_server_that_is_not_ready_is_sent_no_sessions(server_factory):
     assert refusals(draining, "UNAVAILABLE") == 0, "a stream reached the draining server"
 
 
-@pytest.mark.xfail(strict=True, reason="the server keeps its FaceStream health SERVING while it is full: "
-                                       "admission (server/admission.py) does not tell the health service")
 async def test_a_full_server_turns_not_ready_and_gets_no_new_streams(server_factory):
     full = await server_factory(max_sessions=1)
     others = [await server_factory(max_sessions=2) for _ in range(2)]

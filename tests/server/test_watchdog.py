@@ -6,9 +6,14 @@ import threading
 import time
 
 import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from facestream.server.wire import SERVICE_NAME
 
 from fs_helpers import END, HookedBackend, clip_packets, h264_config, scrape, stream
 from support import free_port
+
+SERVING, NOT_SERVING = health_pb2.HealthCheckResponse.SERVING, health_pb2.HealthCheckResponse.NOT_SERVING
 
 STUCK_FRAME = 5
 
@@ -54,6 +59,11 @@ async def test_a_stuck_stage_ends_its_session_and_frees_the_slot(server_factory)
     await asyncio.sleep(0.2)
 
 
+async def _service_health(channel: grpc.aio.Channel) -> int:
+    reply = await health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(service=SERVICE_NAME))
+    return reply.status
+
+
 async def test_a_server_with_stuck_calls_on_half_its_workers_takes_no_new_sessions(server_factory):
     release, hung = threading.Event(), list[int]()
     stuck = stuck_backend(release, hung)
@@ -68,11 +78,13 @@ async def test_a_server_with_stuck_calls_on_half_its_workers_takes_no_new_sessio
             assert refused.code == grpc.StatusCode.UNAVAILABLE
             assert "1 stage calls on this server are stuck" in refused.details
             assert "use another server" in refused.details
+            assert await _service_health(ch) == NOT_SERVING, "not ready for new streams while workers are stuck"
             release.set()
             for _ in range(50):   # the stuck call returns and gives its worker back
-                if not srv.service.stuck:
+                if not srv.service.stuck and await _service_health(ch) == SERVING:
                     break
                 await asyncio.sleep(0.1)
+            assert await _service_health(ch) == SERVING
             again = await stream(ch, [h264_config(), *packets, END], timeout=30)
         assert again.code == grpc.StatusCode.OK, again.details
         assert sum(r.WhichOneof("msg") == "packet" for r in again.responses) == len(packets)
