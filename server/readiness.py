@@ -27,8 +27,10 @@ class Readiness:
         self._tasks: set[asyncio.Task] = set()
         self.stopped = False
         slots.on_change = self.changed
-        # stuck calls return on worker threads
-        stuck.on_change = lambda: self._loop.call_soon_threadsafe(self.changed)
+        stuck.on_change = self._from_any_thread   # stuck calls return on worker threads
+
+    def _from_any_thread(self) -> None:
+        self._loop.call_soon_threadsafe(self.changed)
 
     def changed(self) -> None:
         if self.stopped or self._slots.draining:
