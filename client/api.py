@@ -11,7 +11,7 @@ import asyncio
 import json
 import time
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable, Mapping, Sequence, TextIO
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Mapping, Sequence, TextIO
 
 import grpc
 
@@ -19,9 +19,14 @@ from facestream.proto import pb
 
 from .failover import Failover, OnFailover
 from .live import LiveSession
-from .protocol import EffectsArg, FaceStreamError, effect_settings
-from .sink import FileSink, FrameDecoder, ImageSink, check_output, is_image_path
-from .source import SourceError, VideoSource
+from .protocol import EffectsArg, FaceStreamError, SourceError, effect_settings, face_dict, parse_effects
+
+if TYPE_CHECKING:
+    # PyAV and OpenCV are imported only by what reads or writes files: an application that only
+    # streams frames (a GStreamer element, a WebRTC track) loads no second copy of FFmpeg
+    from .sink import FileSink, FrameDecoder, ImageSink
+    from .source import VideoSource
+
 from .targets import REFUSED, Endpoints, channel_options, names_several_servers, refused, split_targets
 
 __all__ = ["EffectsArg", "FaceStreamClient", "FaceStreamError", "Failover", "FrameResult", "ProcessResult",
@@ -29,32 +34,6 @@ __all__ = ["EffectsArg", "FaceStreamClient", "FaceStreamError", "Failover", "Fra
 
 # How long a stream whose server failed looks for another, where the client has several servers.
 DEFAULT_FAILOVER_SECONDS = 10.0
-
-
-def parse_effects(text: str) -> dict[str, float]:
-    """"smooth=0.6,eyes=0.3" -> {"smooth": 0.6, "eyes": 0.3}."""
-    out: dict[str, float] = {}
-    for item in filter(None, (p.strip() for p in text.split(","))):
-        name, sep, value = item.partition("=")
-        if not sep:
-            raise ValueError(f"effect {item!r} needs a strength, for example {item}=0.5")
-        try:
-            out[name.strip()] = float(value)
-        except ValueError:
-            raise ValueError(f"effect {name!r}: strength {value!r} is not a number") from None
-    return out
-
-
-def face_dict(face: pb.Face) -> dict[str, Any]:
-    d: dict[str, Any] = {
-        "id": face.id,
-        "box": [face.box.x, face.box.y, face.box.width, face.box.height],
-        "score": round(face.score, 4),
-        "keypoints": [list(face.keypoints[i : i + 2]) for i in range(0, len(face.keypoints), 2)],
-    }
-    if face.landmarks:
-        d["landmarks"] = [list(face.landmarks[i : i + 3]) for i in range(0, len(face.landmarks), 3)]
-    return d
 
 
 @dataclass
@@ -96,6 +75,8 @@ async def _next(iterator):
 
 def _open_sink(output: str, codec: pb.Codec, quality: int, started: pb.SessionStarted,
                src: VideoSource) -> FileSink | ImageSink:
+    from .sink import FileSink, ImageSink, is_image_path
+
     if is_image_path(output):
         return ImageSink(output, quality)
     width, height = started.output_width or src.width, started.output_height or src.height
@@ -103,6 +84,8 @@ def _open_sink(output: str, codec: pb.Codec, quality: int, started: pb.SessionSt
 
 
 def _output_codec(output: str | None, codec: pb.Codec, src: VideoSource, owned: bool) -> pb.Codec:
+    from .sink import check_output, is_image_path
+
     """The codec to ask for: raw NV12 for a still image, which is encoded here.
 
     Raises ValueError before the session starts when `output` cannot be written, closing the
@@ -259,6 +242,8 @@ class FaceStreamClient:
         server fails mid-stream and the stream moves to another, `on_failover` is told and
         `ProcessResult.failovers` lists the frames lost.
         """
+        from .source import VideoSource
+
         src = source if isinstance(source, VideoSource) else VideoSource(source, raw=raw)
         output_codec = _output_codec(output, output_codec, src, owned=src is not source)
         config = _session_config(src, pb.OutputConfig(codec=output_codec, quality=quality), effects,
@@ -275,6 +260,8 @@ class FaceStreamClient:
             if faces_json:
                 outputs.faces_file = open(faces_json, "w")
             if on_frame and decode_frames:
+                from .sink import FrameDecoder
+
                 outputs.decoder = FrameDecoder(output_codec, src.width, src.height)
             result = ProcessResult(started, pb.SessionStats(), 0, failovers=session.failovers)
             async for live in session.results():

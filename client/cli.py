@@ -11,7 +11,8 @@ from tqdm import tqdm
 from facestream.proto import pb
 
 from .api import FaceStreamClient, FaceStreamError, FrameResult, parse_effects
-from .source import SourceError, VideoSource
+from .protocol import SourceError
+from .source import VideoSource
 
 _OUTPUT_CODECS = {"h264": pb.CODEC_H264, "hevc": pb.CODEC_HEVC, "mjpeg": pb.CODEC_MJPEG, "nv12": pb.CODEC_RAW_NV12}
 
@@ -96,6 +97,30 @@ async def _run(client: FaceStreamClient, source: VideoSource, effects: dict[str,
     return 0
 
 
+async def _relay(args: argparse.Namespace) -> int:
+    from .relay import RelayError, relay, stderr_log
+
+    try:
+        stats = await relay(args.input, args.output, target=args.server, listen=args.listen,
+                            effects=parse_effects(args.effects or ""), bitrate_kbps=args.bitrate,
+                            realtime=not args.lossless, fmt=args.format, api_key=args.api_key or "", log=stderr_log)
+    except (ValueError, RelayError) as exc:
+        stderr_log(str(exc))
+        return 2 if isinstance(exc, ValueError) else 1
+    stderr_log(f"done: {stats}")
+    return 0
+
+
+async def _gst_plugin_path(args: argparse.Namespace) -> int:
+    from .gstreamer.install import loader_problem, plugin_folder
+
+    print(plugin_folder())
+    problem = loader_problem()
+    if problem:
+        print(f"facestream-client: the element will not load: {problem}", file=sys.stderr)
+    return 0
+
+
 async def _capabilities(args: argparse.Namespace) -> int:
     from google.protobuf import json_format
 
@@ -131,8 +156,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_process)
     c = sub.add_parser("capabilities", help="print what the server supports")
     c.set_defaults(func=_capabilities)
+    r = sub.add_parser("relay", help="relay a live stream (RTMP from OBS, say) through the server to OUT_URL, "
+                       "the audio passed through")
+    r.add_argument("input", help="the stream to read: rtmp://..., or with --listen the address OBS publishes to, "
+                   "for example rtmp://127.0.0.1:1935/live/stream")
+    r.add_argument("output", help="where the result goes: an rtmp:// or rtmps:// ingest URL with its stream key, "
+                   "or a file (.flv, .mkv, .ts, .mp4)")
+    r.add_argument("--listen", action="store_true", help="be the RTMP server the encoder publishes to")
+    r.add_argument("--effects", help="comma-separated name=strength, for example smooth=0.6,eyes=0.3")
+    r.add_argument("--bitrate", type=int, default=0, help="video bitrate in kbit/s (0: constant quality)")
+    r.add_argument("--lossless", action="store_true", help="process every frame even when the server falls "
+                   "behind (the delay grows); by default late frames go on unprocessed or are left out")
+    r.add_argument("--format", help="output container (an FFmpeg name) when OUT_URL does not tell")
+    r.add_argument("--api-key", help="sent as x-api-key to a server that requires one")
+    r.set_defaults(func=_relay)
+    g = sub.add_parser("gst-plugin-path", help="print the folder to add to GST_PLUGIN_PATH for the facestream "
+                       "GStreamer element (made for this installation)")
+    g.set_defaults(func=_gst_plugin_path)
     # The server address may also follow the subcommand.
-    for s in (p, c):
+    for s in (p, c, r):
         s.add_argument("--server", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     return parser
 

@@ -1,7 +1,7 @@
 """What every client module shares about the Process stream: its errors, effect settings, the start."""
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import grpc
 
@@ -53,3 +53,33 @@ async def start_session(call, config: pb.SessionConfig) -> pb.SessionStarted:
     if first is grpc.aio.EOF or first.WhichOneof("msg") != "started":
         raise FaceStreamError(grpc.StatusCode.INTERNAL, "the server did not start the session")
     return first.started
+
+
+class SourceError(RuntimeError):
+    """The video source failed while its packets were being sent; the session was cancelled."""
+
+
+def parse_effects(text: str) -> dict[str, float]:
+    """"smooth=0.6,eyes=0.3" -> {"smooth": 0.6, "eyes": 0.3}."""
+    out: dict[str, float] = {}
+    for item in filter(None, (p.strip() for p in text.split(","))):
+        name, sep, value = item.partition("=")
+        if not sep:
+            raise ValueError(f"effect {item!r} needs a strength, for example {item}=0.5")
+        try:
+            out[name.strip()] = float(value)
+        except ValueError:
+            raise ValueError(f"effect {name!r}: strength {value!r} is not a number") from None
+    return out
+
+
+def face_dict(face: pb.Face) -> dict[str, Any]:
+    d: dict[str, Any] = {
+        "id": face.id,
+        "box": [face.box.x, face.box.y, face.box.width, face.box.height],
+        "score": round(face.score, 4),
+        "keypoints": [list(face.keypoints[i : i + 2]) for i in range(0, len(face.keypoints), 2)],
+    }
+    if face.landmarks:
+        d["landmarks"] = [list(face.landmarks[i : i + 3]) for i in range(0, len(face.landmarks), 3)]
+    return d

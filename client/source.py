@@ -39,10 +39,6 @@ def nv12_bytes(frame: av.VideoFrame, width: int, height: int) -> bytes:
     return y[:height, :width].tobytes() + uv.tobytes()
 
 
-class SourceError(RuntimeError):
-    """The video source failed while its packets were being sent; the session was cancelled."""
-
-
 @dataclass
 class SourcePacket:
     data: bytes
