@@ -65,15 +65,33 @@ class Ran:
     stderr: str
 
 
+def _registry(env: dict[str, str], home) -> str:
+    """A GStreamer registry that holds the element. GStreamer remembers a plugin whose scan failed
+    (the scanner process died, say) as unloadable until its file changes, so one bad scan would fail
+    every test after it: the scan is done here, on a fresh registry each time, and its output is
+    kept to say why when no scan finds the element."""
+    reports = []
+    for attempt in range(3):
+        registry = str(home / f"registry-{attempt}.bin")
+        scan = subprocess.run(["gst-inspect-1.0", "facestream"], env={**env, "GST_REGISTRY": registry,
+                              "GST_DEBUG": "GST_PLUGIN_LOADING:4,python:4"}, capture_output=True, text=True,
+                              timeout=120)
+        if scan.returncode == 0:
+            return registry
+        reports.append(f"scan {attempt + 1}: exit {scan.returncode}\n{scan.stderr[-3000:]}")
+    pytest.fail("GStreamer does not find the facestream element:\n" + "\n".join(reports))
+
+
 @pytest.fixture(scope="session")
 def gst(tmp_path_factory) -> Gst:
     if MISSING:
         pytest.skip(MISSING)
     home = tmp_path_factory.mktemp("facestream-home")
-    env = {**os.environ, "FACESTREAM_HOME": str(home), "GST_REGISTRY": str(home / "registry.bin")}
+    env = {**os.environ, "FACESTREAM_HOME": str(home)}
     folder = subprocess.run([str(BIN / "facestream-client"), "gst-plugin-path"], env=env, capture_output=True,
                             text=True, check=True, timeout=60).stdout.strip()
     env["GST_PLUGIN_PATH"] = folder
+    env["GST_REGISTRY"] = _registry(env, home)
     python = shutil.which(f"python{loader_python()}", path="/usr/bin:/usr/local/bin")
     assert python, f"no python{loader_python()} beside GStreamer's loader"
     return Gst(env, python)
