@@ -112,11 +112,10 @@ async def _relay(args: argparse.Namespace) -> int:
 
 
 async def _gst_plugin_path(args: argparse.Namespace) -> int:
-    from .gstreamer.install import loader_problem, plugin_folder
+    from .gstreamer.install import loader_problem, path_problem, plugin_folder
 
     print(plugin_folder())
-    problem = loader_problem()
-    if problem:
+    for problem in filter(None, (loader_problem(), path_problem())):
         print(f"facestream-client: the element will not load: {problem}", file=sys.stderr)
     return 0
 

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
+import shutil
 import sys
 from pathlib import Path
 
@@ -68,3 +70,21 @@ def loader_problem() -> str | None:
         return (f"GStreamer's Python plugin loader runs Python {version}, this facestream is installed for Python "
                 f"{ours}: install facestream for python{version} and use its facestream-client gst-plugin-path")
     return None
+
+
+def path_problem(path: str | None = None) -> str | None:
+    """Why GStreamer's embedded Python would start with the wrong standard library, or None.
+
+    The embedded interpreter finds its home through the first `python3` on PATH; when that is
+    another installation's (a pyenv shim, an activated venv of another Python), its start fails
+    ("pygobject initialization failed") and no Python element loads."""
+    version = loader_python()
+    system = shutil.which(f"python{version}", path="/usr/bin:/bin") if version else None
+    first = shutil.which("python3", path=path)
+    if system is None or first is None:
+        return None
+    if os.path.realpath(first) == os.path.realpath(system):
+        return None
+    folder = os.path.dirname(system)
+    return (f"the first python3 on PATH is {first}, not the system's {system}, so GStreamer's Python loader "
+            f"would start with the wrong standard library: run GStreamer with PATH={folder}:$PATH")

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from facestream.client.gstreamer.install import loader_problem, loader_python
+from facestream.client.gstreamer.install import loader_problem, loader_python, path_problem
 
 from support import BIN
 
@@ -87,13 +87,16 @@ def gst(tmp_path_factory) -> Gst:
     if MISSING:
         pytest.skip(MISSING)
     home = tmp_path_factory.mktemp("facestream-home")
-    env = {**os.environ, "FACESTREAM_HOME": str(home)}
+    python = shutil.which(f"python{loader_python()}", path="/usr/bin:/usr/local/bin")
+    assert python, f"no python{loader_python()} beside GStreamer's loader"
+    # the embedded Python finds its home through the first python3 on PATH (see install.path_problem)
+    env = {**os.environ, "FACESTREAM_HOME": str(home),
+           "PATH": f"{os.path.dirname(python)}:{os.environ.get('PATH', '')}"}
+    assert path_problem(env["PATH"]) is None
     folder = subprocess.run([str(BIN / "facestream-client"), "gst-plugin-path"], env=env, capture_output=True,
                             text=True, check=True, timeout=60).stdout.strip()
     env["GST_PLUGIN_PATH"] = folder
     env["GST_REGISTRY"] = _registry(env, home)
-    python = shutil.which(f"python{loader_python()}", path="/usr/bin:/usr/local/bin")
-    assert python, f"no python{loader_python()} beside GStreamer's loader"
     return Gst(env, python)
 
 
