@@ -25,6 +25,16 @@ from .targets import Endpoints, Opened
 
 # Codes that say the server (not the stream) failed: it vanished, or it cannot go on with the session.
 RESUMABLE = (grpc.StatusCode.UNAVAILABLE,)
+# What grpc.aio reports instead of UNAVAILABLE when a write meets a connection the server's death just
+# reset (grpc/grpc#36066): the status is replaced with this INTERNAL.
+_CORE_WRITE_FAILURE = "Internal error from Core"
+
+
+def _as_lost(error: FaceStreamError) -> FaceStreamError:
+    """The error as the move reports it: grpc.aio's write-failure INTERNAL is the server's loss."""
+    if error.code == grpc.StatusCode.INTERNAL and error.message == _CORE_WRITE_FAILURE:
+        return FaceStreamError(grpc.StatusCode.UNAVAILABLE, f"the connection to the server broke ({error.message})")
+    return error
 _END = pb.ProcessRequest(end=pb.EndOfStream())
 
 
@@ -246,6 +256,7 @@ class ResumableStream:
                 return  # moved already
             if self._broken is not None:
                 raise self._broken
+            error = _as_lost(error)
             if error.code not in RESUMABLE or self._within <= 0 or self._closed:
                 raise error
             try:
