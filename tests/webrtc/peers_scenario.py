@@ -85,12 +85,18 @@ async def wait_until(condition, timeout: float) -> float:
     return round(time.monotonic() - start, 2)
 
 
-async def leaving_peer(clip: str, effects: dict, update: dict, out: Path) -> dict:
+async def _connected(clip: str, effects: dict) -> tuple[FaceStreamServer, FaceStreamClient, Call]:
+    """A server on a free loopback port, a client of it, and a call through the bot kit, connected."""
     server = FaceStreamServer(ServerConfig(host="127.0.0.1", port=0))
     await server.start()
     client = FaceStreamClient(f"127.0.0.1:{server.port}")
     call = Call(clip, client, effects)
     await call.connect()
+    return server, client, call
+
+
+async def leaving_peer(clip: str, effects: dict, update: dict, out: Path) -> dict:
+    server, client, call = await _connected(clip, effects)
     await call.wait_received(40, 30)
     assert call.track is not None
     version = await call.track.update_effects(update)
@@ -118,11 +124,7 @@ async def leaving_peer(clip: str, effects: dict, update: dict, out: Path) -> dic
 
 
 async def server_going(clip: str, effects: dict) -> dict:
-    server = FaceStreamServer(ServerConfig(host="127.0.0.1", port=0))
-    await server.start()
-    client = FaceStreamClient(f"127.0.0.1:{server.port}")
-    call = Call(clip, client, effects)
-    await call.connect()
+    server, client, call = await _connected(clip, effects)
     await call.wait_received(30, 30)
     await server.stop(0)
     seconds_to_told = await wait_until(call.came_back_ended.is_set, 10)
