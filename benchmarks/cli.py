@@ -25,6 +25,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
     src = ap.add_argument_group("load")
     src.add_argument("--clip", default=None, help="video file every stream sends "
                                                   "(default: ../shared/media/short_hamilton_clip.mp4)")
+    src.add_argument("--size", help="scale the clip to WIDTHxHEIGHT first (for example 1280x720); the peers get the "
+                                    "same scaled clip")
     src.add_argument("--frames", type=int, default=0, help="frames per stream (0: the whole clip; more loops it)")
     src.add_argument("--effects", default=DEFAULT_EFFECTS,
                      help='effects and strengths, "smooth=0.5,eyes=0.3"; "" for none')
@@ -73,7 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
                                                             "at the source frame rate")
     src.add_argument("--realtime", action="store_true", help="ask for the real-time drop policy (default lossless)")
     src.add_argument("--throughput-runs", type=int, default=1, help="repeats of the single-stream throughput run "
-                                                                  "(the median is reported; 0 skips it)")
+                                                                  "and of the codec-only pass-through run (the "
+                                                                  "median is reported; 0 skips both)")
     src.add_argument("--skip-frames", type=int, default=0, help="leave each stream's first frames out of the latency "
                                                                 "statistics (session start-up)")
     obj = ap.add_argument_group("objective")
@@ -166,11 +170,33 @@ def _cost_note(summary: dict[str, Any]) -> str:
             + ", ".join(f"{names[k]} {v / total * 100:.0f} % ({v:.2f} ms)" for k, v in parts) + ".")
 
 
+async def _fast_runs(target: str, clip: str, frames: int, opts: argparse.Namespace, *, effects: dict[str, float],
+                     return_faces: bool, pids: list[int], raw_rows: list, name: str, log) -> list[dict[str, Any]]:
+    """--throughput-runs runs of one lossless stream sent as fast as the server takes it."""
+    runs = []
+    for k in range(opts.throughput_runs):
+        r = await loadgen.run_streams(target, clip, 1, frames=frames, pace=False, effects=effects, realtime=False,
+                                      backend=BACKENDS[opts.backend], sampler=monitor.Sampler(pids),
+                                      return_faces=return_faces)
+        s = loadgen.summarise(r, skip=opts.skip_frames)
+        runs.append(s)
+        if opts.raw:
+            raw_rows.extend((f"{name}{k + 1}", 1, rec) for rec in r.records)
+        log(f"{name} run {k + 1}: {s['throughput_fps']['out']:.1f} fps, p50 {s['latency_ms']['p50']:.1f} ms")
+    return runs
+
+
 async def run(opts: argparse.Namespace) -> dict[str, Any]:
     log = (lambda *a: None) if opts.quiet else (lambda *a: print(*a, file=sys.stderr, flush=True))
     clip = str(Path(opts.clip) if opts.clip else default_clip())
     if not Path(clip).exists():
         raise SystemExit(f"facestream-bench: clip {clip} not found; pass --clip")
+    if opts.size:
+        from .clips import parse_size, scaled_clip
+
+        log(f"scaling {Path(clip).name} to {opts.size}")
+        clip = str(scaled_clip(Path(clip), parse_size(opts.size),
+                                     Path(tempfile.gettempdir()) / "facestream-bench-clips"))
     effects = parse_effects(opts.effects)
     backend = BACKENDS[opts.backend]
     probe = loadgen.ClipSource(clip, opts.frames or None)
@@ -218,22 +244,19 @@ async def run(opts: argparse.Namespace) -> dict[str, Any]:
                                   backend=backend)
 
         if opts.throughput_runs > 0:
-            runs = []
-            for k in range(opts.throughput_runs):
-                r = await loadgen.run_streams(server.target, clip, 1, frames=frames, pace=False, effects=effects,
-                                              realtime=False, backend=backend, sampler=monitor.Sampler(pids))
-                s = loadgen.summarise(r, skip=opts.skip_frames)
-                runs.append(s)
-                if opts.raw:
-                    raw_rows.extend((f"throughput{k + 1}", 1, rec) for rec in r.records)
-                log(f"throughput run {k + 1}: {s['throughput_fps']['out']:.1f} fps, "
-                    f"p50 {s['latency_ms']['p50']:.1f} ms")
+            runs = await _fast_runs(server.target, clip, frames, opts, effects=effects, return_faces=True,
+                                    pids=pids, raw_rows=raw_rows, name="throughput", log=log)
             fps = statistics.median(s["throughput_fps"]["out"] for s in runs)
             median_run = min(runs, key=lambda s: abs(s["throughput_fps"]["out"] - fps))
             result["throughput"] = {"fps": fps, "runs_fps": [s["throughput_fps"]["out"] for s in runs],
                                     "summary": median_run}
             result["placements"] = median_run["placements"]
             result["cost_note"] = _cost_note(median_run)
+            # the codec floor: the same packets decoded and encoded over gRPC, no vision and no effects
+            runs = await _fast_runs(server.target, clip, frames, opts, effects={}, return_faces=False,
+                                    pids=pids, raw_rows=raw_rows, name="codec-only pass-through", log=log)
+            result["passthrough"] = {"fps": statistics.median(s["throughput_fps"]["out"] for s in runs),
+                                     "runs_fps": [s["throughput_fps"]["out"] for s in runs]}
 
         counts = [int(x) for x in opts.streams.split(",")] if opts.streams else list(range(1, opts.max_streams + 1))
         steps, best, broken, extra = [], 0, False, 0
@@ -279,6 +302,10 @@ async def run(opts: argparse.Namespace) -> dict[str, Any]:
     mesh = ((peers.get("mediapipe") or {}).get("face_mesh") or {}).get("fps")
     if ours and mesh:
         result["ratio_vs_mediapipe_mesh"] = headline["ratio_vs_mediapipe_mesh"] = ours / mesh
+    codec_only = result.get("passthrough", {}).get("fps")
+    if ours and codec_only:
+        headline["codec_only_fps"] = codec_only
+        result["ratio_vs_codec_only"] = headline["ratio_vs_codec_only"] = ours / codec_only
     for key, enc in (("ratio_vs_opencv_mediapipe", "mp4v"), ("ratio_vs_opencv_mediapipe_x264", "x264")):
         base = ((peers.get("opencv_mediapipe") or {}).get(enc) or {}).get("fps")
         if ours and base:
@@ -303,6 +330,10 @@ def main(argv: list[str] | None = None) -> int:
     opts = build_parser().parse_args(argv)
     try:
         parse_effects(opts.effects)
+        if opts.size:
+            from .clips import parse_size
+
+            parse_size(opts.size)
     except ValueError as exc:
         raise SystemExit(f"facestream-bench: {exc}") from exc
     if opts.render:

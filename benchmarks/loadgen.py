@@ -115,6 +115,7 @@ def stats_dict(stats: pb.SessionStats) -> dict[str, Any]:
 async def _one_stream(
     target: str, clip: str, i: int, frames: int | None, *, pace: bool, delay: float, t0: float,
     effects: Mapping[str, float], realtime: bool, backend: pb.Backend, records: list[FrameRecord],
+    return_faces: bool,
 ) -> StreamOutcome:
     out = StreamOutcome(i)
     src = ClipSource(clip, frames)
@@ -134,9 +135,8 @@ async def _one_stream(
     out.first_sent_s = time.perf_counter() - t0
     try:
         async with FaceStreamClient(target) as client:
-            # faces (boxes only, no landmarks) so that costs can be split by the number of faces
             result = await client.process(src, effects=effects, on_frame=on_frame, pace=pace, realtime=realtime,
-                                          backend=backend, return_faces=True)
+                                          backend=backend, return_faces=return_faces)
         out.stats = stats_dict(result.stats)
         out.placements = [{"stage": s.stage, "device": s.device, "engine": s.engine}
                           for s in result.started.stages]
@@ -154,9 +154,13 @@ async def _one_stream(
 async def run_streams(
     target: str, clip: str, streams: int, *, frames: int | None = None, pace: bool = True,
     effects: Mapping[str, float] | None = None, realtime: bool = False, backend: pb.Backend = pb.BACKEND_AUTO,
-    sampler: "Any | None" = None,
+    sampler: "Any | None" = None, return_faces: bool = True,
 ) -> RunResult:
-    """Runs `streams` sessions at once and returns every frame's record."""
+    """Runs `streams` sessions at once and returns every frame's record.
+
+    return_faces: ask for the faces (boxes only, no landmarks) so that costs can be split by the number
+    of faces; without them and without effects the server runs no vision: the codec-only pass-through.
+    """
     probe = ClipSource(clip, frames)
     interval, rate, n_frames = probe.interval_s, float(probe.frame_rate), probe.limit
     probe.close()
@@ -166,7 +170,8 @@ async def run_streams(
     t0 = time.perf_counter()
     tasks = [
         _one_stream(target, clip, i, frames, pace=pace, delay=(i * interval / streams) if pace else 0.0, t0=t0,
-                    effects=effects or {}, realtime=realtime, backend=backend, records=records)
+                    effects=effects or {}, realtime=realtime, backend=backend, records=records,
+                    return_faces=return_faces)
         for i in range(streams)
     ]
     outcomes = await asyncio.gather(*tasks)

@@ -121,7 +121,10 @@ class FaceStreamServer:
 
     def _load_models(self) -> None:
         """Verifies and warms up the models of every backend this server may run sessions on."""
+        from facestream.engines.effects.jit import warm_up as warm_up_effects
+
         default_store().load()
+        warm_up_effects()
         if self.config.backend != "cpu" and backends.gpu_backend_ready()[0]:
             from facestream.engines.vision.gpu import shared_models
 

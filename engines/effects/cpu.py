@@ -23,6 +23,7 @@ from ..vision.face import Face
 from .base import EffectSetting, EffectSettings
 from .draw import draw_faces
 from .filters import gaussian_blur, guided_filter, rgb_to_ycbcr, to_u8, tone_curve
+from .jit import warp_plane
 from .masks import FaceRegion
 from .params import (
     BLUSH_MAX,
@@ -40,7 +41,7 @@ from .params import (
     WHITEN_BETA,
     effect_params,
 )
-from .warp import bilinear, eyes_field, field_support, slim_field
+from .warp import field_support, warp_params
 
 
 class CpuEffects:
@@ -136,62 +137,22 @@ def _chroma(uv_roi: np.ndarray, region: FaceRegion, effects: dict[str, EffectSet
     return out
 
 
-def _field(region: FaceRegion, xs: np.ndarray, ys: np.ndarray, effects: dict[str, EffectSetting]):
-    dx = dy = None
-    for name, fn in (("slim", slim_field), ("eyes", eyes_field)):
-        if name in effects:
-            fx, fy = fn(region, xs, ys, effects[name].strength)
-            if dx is None:
-                dx, dy = fx, fy
-            else:
-                dx += fx
-                dy += fy
-    return dx, dy
-
-
 def warp_face(y: np.ndarray, uv: np.ndarray, region: FaceRegion, effects: dict[str, EffectSetting]) -> None:
-    """Resamples both planes in the face ROI at p - d(p) (see warp.py)."""
-    ly, lx = region.luma
-    cy, cx = region.chroma
-    xs, ys = region.luma_grid()
+    """Resamples both planes at p - d(p) (see warp.py) on the box holding the warps' supports (elsewhere
+    d = 0: no change), each plane read from its unmodified pixels."""
     xs_c, ys_c = region.chroma_grid()
-    # The field is zero outside the disc windows of the warps: evaluate it on their bounding box only.
     support = field_support(region, xs_c, ys_c, "slim" in effects, "eyes" in effects)
     if support is None:
         return
     sr, sc = support
-    dx_s, dy_s = _field(region, xs_c[:, sc], ys_c[sr], effects)
-    # Resample only the chroma-aligned bounding box of the non-zero field (elsewhere d = 0: no change).
-    moved = (dx_s != 0) | (dy_s != 0)
-    rows = np.flatnonzero(moved.any(axis=1))
-    if rows.size == 0:
-        return
-    cols = np.flatnonzero(moved.any(axis=0))
-    hc, wc = ys_c.shape[0], xs_c.shape[1]
-    cr = slice(max(0, sr.start + rows[0] - 1), min(sr.start + rows[-1] + 2, hc))
-    cc = slice(max(0, sc.start + cols[0] - 1), min(sc.start + cols[-1] + 2, wc))
-    lr = slice(2 * cr.start, 2 * cr.stop)
-    lc = slice(2 * cc.start, 2 * cc.stop)
-    dx_c = np.zeros((cr.stop - cr.start, cc.stop - cc.start), np.float32)
-    dy_c = np.zeros_like(dx_c)
-    # overlap of the support box and the resampled box, in each one's coordinates
-    r0, r1 = max(cr.start, sr.start), min(cr.stop, sr.stop)
-    c0, c1 = max(cc.start, sc.start), min(cc.stop, sc.stop)
-    into = (slice(r0 - cr.start, r1 - cr.start), slice(c0 - cc.start, c1 - cc.start))
-    take = (slice(r0 - sr.start, r1 - sr.start), slice(c0 - sc.start, c1 - sc.start))
-    dx_c[into] = dx_s[take]
-    dy_c[into] = dy_s[take]
-    xs_l, ys_l = xs[:, lc], ys[lr]
-    dx, dy = _field(region, xs_l, ys_l, effects)
-    # Continuous source position minus 0.5 gives the pixel-index coordinate to sample at.
-    dx = np.subtract(xs_l, dx, out=dx)
-    dx -= np.float32(0.5)
-    dy = np.subtract(ys_l, dy, out=dy)
-    dy -= np.float32(0.5)
-    new_y = bilinear(y, dx, dy)
-    new_uv = bilinear(uv, (xs_c[:, cc] - dx_c) * 0.5 - 0.5, (ys_c[cr] - dy_c) * 0.5 - 0.5)
-    y[ly, lx][lr, lc] = to_u8(new_y)
-    uv[cy, cx][cr, cc] = to_u8(new_uv)
+    cy0, cx0 = region.y0 // 2 + sr.start, region.x0 // 2 + sc.start
+    ch, cw = sr.stop - sr.start, sc.stop - sc.start
+    params = warp_params(region, effects)
+    for plane, chroma, (py0, px0, h, w) in ((y[..., None], 0, (2 * cy0, 2 * cx0, 2 * ch, 2 * cw)),
+                                           (uv, 1, (cy0, cx0, ch, cw))):
+        out = np.empty((h, w, plane.shape[2]), np.uint8)
+        if warp_plane(plane, out, chroma, px0, py0, *params):
+            plane[py0:py0 + h, px0:px0 + w] = out
 
 
 def denoise(y: np.ndarray, uv: np.ndarray, strength: float) -> None:

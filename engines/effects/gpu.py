@@ -29,7 +29,7 @@ from . import mesh, params
 from .base import EffectSetting, EffectSettings
 from .filters import gaussian_kernel, rgb_to_ycbcr
 from .masks import BLUSH_RADIUS, CHEEK_DISC, SKIN_T0, SKIN_T1, FaceRegion
-from .warp import EYE_AMOUNT, eye_geometry, slim_vectors
+from .warp import warp_params
 
 KERNEL_FILES = ("filters.cu", "planes.cu", "masks.cu", "luma.cu", "chroma.cu", "warp.cu")
 BLOCK2 = (32, 8, 1)
@@ -317,20 +317,11 @@ class GpuEffects:
         )
 
     def _warp(self, region: FaceRegion, y, uv, effects: dict[str, EffectSetting]) -> None:
-        slim_c = slim_v = np.zeros((1, 2), np.float32)
-        nslim, inv_r2 = 0, 0.0
-        if "slim" in effects:
-            centres, shifts, radius = slim_vectors(region.pts, effects["slim"].strength, region.size)
-            slim_c, slim_v = centres.astype(np.float32), shifts.astype(np.float32)
-            nslim, inv_r2 = len(centres), 1.0 / (radius * radius)
-        eye_c = np.zeros((1, 2), np.float32)
-        eye_r = np.ones(1, np.float32)
-        neyes, a = 0, 0.0
-        if "eyes" in effects:
-            geo = eye_geometry(region.pts)
-            eye_c = np.array([c for c, _ in geo], np.float32)
-            eye_r = np.array([rad for _, rad in geo], np.float32)
-            neyes, a = len(geo), EYE_AMOUNT * effects["eyes"].strength
+        slim_c, slim_v, inv_r2, eye_c, eye_r, a = warp_params(region, effects)
+        nslim, neyes = len(slim_c), len(eye_c)
+        # a kernel argument needs an allocation even where the loop over it is empty
+        slim_c, slim_v, eye_c = (v if len(v) else np.zeros((1, 2), np.float32) for v in (slim_c, slim_v, eye_c))
+        eye_r = eye_r if len(eye_r) else np.ones(1, np.float32)
         with self.stream:
             d_slim_c, d_slim_v, d_eye_c, d_eye_r = (
                 self.xp.asarray(np.ascontiguousarray(v)) for v in (slim_c, slim_v, eye_c, eye_r)

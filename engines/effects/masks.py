@@ -48,9 +48,6 @@ class FaceRegion:
         y1 = min(height - height % 2, int(math.ceil((hi[1] + m) / 2)) * 2)
         self.x0, self.y0, self.x1, self.y1 = x0, y0, max(x1, x0), max(y1, y0)
         self._cache: dict[str, np.ndarray] = {}
-        # warp geometry (warp.py), kept here so the luma and chroma passes over one face compute it once
-        self.eye_discs: list[tuple[np.ndarray, float]] | None = None
-        self.slim_geometry: dict[float, tuple[np.ndarray, np.ndarray, float]] = {}
 
     @property
     def empty(self) -> bool:

@@ -9,10 +9,12 @@ so both planes move together. Every field is exactly zero outside a bounded supp
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 
 from . import mesh
+from .base import EffectSetting
 from .masks import FaceRegion
 
 EYE_RADIUS = 0.95  # radius of the eye warp, in eye widths (corner to corner)
@@ -56,21 +58,6 @@ def eye_geometry(pts: np.ndarray) -> list[tuple[np.ndarray, float]]:
     return out
 
 
-def _eyes(region: FaceRegion) -> list[tuple[np.ndarray, float]]:
-    if region.eye_discs is None:
-        region.eye_discs = eye_geometry(region.pts)
-    return region.eye_discs
-
-
-def disc_window(xs: np.ndarray, ys: np.ndarray, c, radius: float) -> tuple[slice, slice]:
-    """Rows and columns of the grid (xs (1, W), ys (H, 1), ascending) within the square around a disc."""
-    x = xs[0]
-    y = ys[:, 0]
-    cols = slice(int(x.searchsorted(c[0] - radius)), int(x.searchsorted(c[0] + radius, side="right")))
-    rows = slice(int(y.searchsorted(c[1] - radius)), int(y.searchsorted(c[1] + radius, side="right")))
-    return rows, cols
-
-
 def disc_windows(xs: np.ndarray, ys: np.ndarray, centres: np.ndarray, radii) -> list[tuple[slice, slice]]:
     """disc_window for several discs (centres (K, 2), radii scalar or (K,)) with one search per bound."""
     x = xs[0]
@@ -80,22 +67,6 @@ def disc_windows(xs: np.ndarray, ys: np.ndarray, centres: np.ndarray, radii) -> 
     c0, c1 = x.searchsorted(lo[:, 0]).tolist(), x.searchsorted(hi[:, 0], side="right").tolist()
     r0, r1 = y.searchsorted(lo[:, 1]).tolist(), y.searchsorted(hi[:, 1], side="right").tolist()
     return [(slice(a, b), slice(c, d)) for a, b, c, d in zip(r0, r1, c0, c1, strict=True)]
-
-
-def eyes_field(region: FaceRegion, xs: np.ndarray, ys: np.ndarray, strength: float):
-    """Displacement (dx, dy) of the eye warp: d = (p - c) (1 - eye_scale(|p - c| / R)), zero beyond R."""
-    a = EYE_AMOUNT * strength
-    dx = np.zeros((ys.shape[0], xs.shape[1]), np.float32)
-    dy = np.zeros_like(dx)
-    for c, radius in _eyes(region):
-        rows, cols = disc_window(xs, ys, c, radius)
-        ox = xs[:, cols] - np.float32(c[0])
-        oy = ys[rows] - np.float32(c[1])
-        u = np.sqrt(ox * ox + oy * oy) / np.float32(radius)
-        k = 1.0 - eye_scale(u, a)
-        dx[rows, cols] += ox * k
-        dy[rows, cols] += oy * k
-    return dx, dy
 
 
 def slim_vectors(pts: np.ndarray, strength: float, size: float) -> tuple[np.ndarray, np.ndarray, float]:
@@ -115,50 +86,6 @@ def slim_vectors(pts: np.ndarray, strength: float, size: float) -> tuple[np.ndar
     return np.array(centres), np.array(shifts), SLIM_RADIUS * size
 
 
-def slim_field(region: FaceRegion, xs: np.ndarray, ys: np.ndarray, strength: float):
-    """Displacement of the slimming warp.
-
-    Each jaw point k has weight phi_k = (1 - |p - c_k|^2 / R^2)^2 inside radius R (0 outside) and
-    shift v_k towards the face midline. The field is the phi-weighted mean shift, faded by the
-    coverage 1 - prod_k (1 - phi_k):  d = (1 - prod(1 - phi_k)) * sum(phi_k v_k) / sum(phi_k).
-    """
-    geometry = region.slim_geometry.get(strength)
-    if geometry is None:
-        geometry = region.slim_geometry[strength] = slim_vectors(region.pts, strength, region.size)
-    centres, shifts, radius = geometry
-    shape = (ys.shape[0], xs.shape[1])
-    # acc[0] = sum_k phi_k, acc[1:] = sum_k phi_k v_k, each accumulated in k order
-    acc = np.zeros((3,) + shape, np.float32)
-    keep = np.ones(shape, np.float32)
-    inv_r2 = np.float32(1.0 / (radius * radius))
-    one = np.float32(1.0)
-    for c, v, (rows, cols) in zip(centres, shifts, disc_windows(xs, ys, centres, radius), strict=True):
-        if rows.start >= rows.stop or cols.start >= cols.stop:
-            continue
-        ox = xs[:, cols] - np.float32(c[0])
-        oy = ys[rows] - np.float32(c[1])
-        # phi = (1 - u)^2 for u < 1, else 0; max(1 - u, 0)^2 is the same number.
-        t = ox * ox + oy * oy
-        t *= inv_r2
-        np.subtract(one, t, out=t)
-        np.maximum(t, np.float32(0.0), out=t)
-        phi = np.multiply(t, t, out=t)
-        sub = acc[:, rows, cols]
-        sub[0] += phi
-        tmp = np.multiply(phi, np.float32(v[0]))
-        sub[1] += tmp
-        sub[2] += np.multiply(phi, np.float32(v[1]), out=tmp)
-        keep[rows, cols] *= np.subtract(one, phi, out=tmp)
-    sw, svx, svy = acc
-    cover = np.subtract(one, keep, out=keep)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        scale = np.divide(cover, sw, out=cover)
-    scale[sw <= 0] = 0.0
-    svx *= scale
-    svy *= scale
-    return svx, svy
-
-
 def field_support(region: FaceRegion, xs: np.ndarray, ys: np.ndarray, slim: bool, eyes: bool):
     """Rows and columns of the grid holding every disc window of the chosen warps (outside it d = 0)."""
     centres, radii = [], []
@@ -167,7 +94,7 @@ def field_support(region: FaceRegion, xs: np.ndarray, ys: np.ndarray, slim: bool
         centres.append(region.pts[jaw])
         radii += [SLIM_RADIUS * region.size] * len(jaw)
     if eyes:
-        for c, radius in _eyes(region):
+        for c, radius in eye_geometry(region.pts):
             centres.append(c[None])
             radii.append(radius)
     r0 = c0 = 1 << 30
@@ -182,48 +109,21 @@ def field_support(region: FaceRegion, xs: np.ndarray, ys: np.ndarray, slim: bool
     return slice(r0, r1), slice(c0, c1)
 
 
-def bilinear(plane: np.ndarray, sx: np.ndarray, sy: np.ndarray) -> np.ndarray:
-    """Bilinear sample of `plane` (H, W) or (H, W, C) at pixel-index coordinates (sx, sy), edges clamped.
-
-    x0 = floor(sx), fx = sx - x0 (likewise y); neighbours clamped into the plane;
-    value = (1-fy)((1-fx) p[y0,x0] + fx p[y0,x0+1]) + fy((1-fx) p[y0+1,x0] + fx p[y0+1,x0+1]).
-    """
-    h, w = plane.shape[:2]
-    x0 = np.floor(sx)
-    y0 = np.floor(sy)
-    fx = np.subtract(sx, x0, dtype=np.float32)
-    fy = np.subtract(sy, y0, dtype=np.float32)
-    x0 = x0.astype(np.int32)
-    y0 = y0.astype(np.int32)
-    xa = np.minimum(np.maximum(x0, 0), w - 1)
-    xb = np.minimum(np.maximum(x0 + 1, 0), w - 1)
-    ya = np.minimum(np.maximum(y0, 0), h - 1)
-    yb = np.minimum(np.maximum(y0 + 1, 0), h - 1)
-    gx = 1 - fx
-    gy = 1 - fy
-    if plane.dtype == np.uint8 and _gather_ok(plane):
-        # Same values as p[ya, xa] etc., gathered by flat index (2-channel planes as uint16 pairs).
-        flat = plane.reshape(h * w, -1).view(np.uint16 if plane.ndim == 3 else np.uint8).reshape(-1)
-        ya *= w
-        yb *= w
-        corners = [flat.take(r + c) for r, c in ((ya, xa), (ya, xb), (yb, xa), (yb, xb))]
-        if plane.ndim == 3:
-            corners = [q.view(np.uint8).reshape(q.shape + (2,)) for q in corners]
-        paa, pab, pba, pbb = corners
-    else:
-        p = plane.astype(np.float32, copy=False) if plane.dtype != np.uint8 else plane
-        paa, pab, pba, pbb = p[ya, xa], p[ya, xb], p[yb, xa], p[yb, xb]
-    if plane.ndim == 3:
-        fx, fy, gx, gy = fx[..., None], fy[..., None], gx[..., None], gy[..., None]
-    top = gx * paa
-    top += fx * pab
-    bot = gx * pba
-    bot += fx * pbb
-    top *= gy
-    bot *= fy
-    top += bot
-    return top
-
-
-def _gather_ok(plane: np.ndarray) -> bool:
-    return plane.flags.c_contiguous and (plane.ndim == 2 or (plane.ndim == 3 and plane.shape[2] == 2))
+def warp_params(region: FaceRegion, effects: dict[str, EffectSetting]) -> tuple[Any, ...]:
+    """The warp's parameters in float32, as jit.warp_plane and warp.cu take them: slim centres, shifts and
+    1/R^2, eye centres, radii and amount (empty arrays for a warp that is off)."""
+    slim_c = slim_v = np.zeros((0, 2), np.float32)
+    inv_r2 = np.float32(0.0)
+    if "slim" in effects:
+        centres, shifts, radius = slim_vectors(region.pts, effects["slim"].strength, region.size)
+        slim_c, slim_v = centres.astype(np.float32), shifts.astype(np.float32)
+        inv_r2 = np.float32(1.0 / (radius * radius))
+    eye_c = np.zeros((0, 2), np.float32)
+    eye_r = np.zeros(0, np.float32)
+    a = np.float32(0.0)
+    if "eyes" in effects:
+        discs = eye_geometry(region.pts)
+        eye_c = np.array([c for c, _ in discs], np.float32)
+        eye_r = np.array([r for _, r in discs], np.float32)
+        a = np.float32(EYE_AMOUNT * effects["eyes"].strength)
+    return slim_c, slim_v, inv_r2, eye_c, eye_r, a

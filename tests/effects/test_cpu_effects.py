@@ -309,22 +309,25 @@ def test_lip_colour_is_a_parameter(pictures):
 
 @pytest.mark.parametrize("name", PHOTOS)
 def test_warp_field_is_zero_outside_its_support(pictures, name):
-    """warp_face evaluates the field only on field_support's box: everywhere else it must be exactly 0."""
-    from facestream.engines.effects.cpu import _field
-    from facestream.engines.effects.warp import field_support
+    """warp_face resamples only field_support's box: everywhere else the field must be exactly 0."""
+    from facestream.engines.effects.jit import field
+    from facestream.engines.effects.warp import field_support, warp_params
 
     pic = pictures[name]
     for face in pic.faces:
         for chosen in (("slim",), ("eyes",), ("slim", "eyes")):
             region = FaceRegion(face.landmarks, *pic.y.shape)
             effects = {n: EffectSetting(n, 1.0) for n in chosen}
-            for xs, ys in (region.luma_grid(), region.chroma_grid()):
-                dx, dy = _field(region, xs, ys, effects)
+            params = warp_params(region, effects)
+            for chroma, (xs, ys) in enumerate((region.luma_grid(), region.chroma_grid())):
+                h, w = ys.shape[0], xs.shape[1]
+                x0, y0 = (region.x0 // 2, region.y0 // 2) if chroma else (region.x0, region.y0)
+                d = np.dstack(field(chroma, x0, y0, w, h, *params))
                 rows, cols = field_support(region, xs, ys, "slim" in effects, "eyes" in effects)
-                outside = np.ones(dx.shape, bool)
+                outside = np.ones(d.shape[:2], bool)
                 outside[rows, cols] = False
-                assert np.any(dx[~outside] != 0)
-                assert not np.any(dx[outside]) and not np.any(dy[outside])
+                assert np.any(d[~outside] != 0)
+                assert not np.any(d[outside])
 
 
 def test_faces_apart_are_processed_side_by_side_with_the_same_result(pictures, monkeypatch):
