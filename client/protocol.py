@@ -74,12 +74,16 @@ def parse_effects(text: str) -> dict[str, float]:
 
 
 def face_dict(face: pb.Face) -> dict[str, Any]:
+    """A face as JSON; a face carried from an earlier frame (real-time policy) says so, and from which frame."""
     d: dict[str, Any] = {
         "id": face.id,
         "box": [face.box.x, face.box.y, face.box.width, face.box.height],
         "score": round(face.score, 4),
         "keypoints": [list(face.keypoints[i : i + 2]) for i in range(0, len(face.keypoints), 2)],
+        "carried": face.carried,
     }
+    if face.carried:
+        d["landmarks_frame"] = face.landmarks_frame
     if face.landmarks:
         d["landmarks"] = [list(face.landmarks[i : i + 3]) for i in range(0, len(face.landmarks), 3)]
     return d

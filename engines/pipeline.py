@@ -5,6 +5,12 @@ threads, one call at a time each, so the stages of consecutive frames overlap: f
 encoded while frame n+1 gets its effects and frame n+2 is decoded and searched for faces.
 Vision runs in the decode stage's call because tracking carries state from frame to frame.
 Every stage takes and returns `FrameInFlight`, the one record of a frame on its way through.
+
+A frame whose vision is skipped to keep up (the real-time policy) still gets its effects: the decode
+stage gives it the faces of the frames vision last ran on, carried forward with their motion
+(vision/face.py, FaceCarry) and marked as carried. Only a frame with no face to carry (and no
+whole-frame effect on) is passed through unprocessed. Both backends share this, and their trackers
+time their smoothing by frame index, so skipped frames do not upset the next fresh one.
 """
 from __future__ import annotations
 
@@ -15,10 +21,11 @@ from typing import Callable
 
 from .codec.base import CodecError, Decoder, EncodedPacket, Encoder, EncoderSettings, output_size
 from .effects.base import Effects, EffectSettings
+from .effects.params import FACE_EFFECTS
 from .frame import Frame
 from .stages import QUEUED, TOTAL, FrameStatus, Stage
 from .vision.base import Vision
-from .vision.face import Face
+from .vision.face import Face, FaceCarry
 
 
 class FrameTooLarge(CodecError):
@@ -49,6 +56,11 @@ class FrameInFlight:
     def effects_version(self) -> int:
         return self.settings.version
 
+    @property
+    def carried_faces(self) -> int:
+        """How many of its faces were carried from an earlier frame instead of measured in this one."""
+        return sum(f.carried for f in self.faces)
+
     def finish(self, now: float) -> None:
         """Adds the total time since arrival, and the part of it spent waiting between stages."""
         total = (now - self.arrived) * 1000.0
@@ -58,6 +70,11 @@ class FrameInFlight:
 
 def _ms(start: float) -> float:
     return (time.perf_counter() - start) * 1000.0
+
+
+def _frame_wide(settings: EffectSettings) -> bool:
+    """Whether an effect on the whole frame (denoise, not tied to a face) is on: it applies without faces."""
+    return any(e.strength > 0 and e.name not in FACE_EFFECTS for e in settings.effects)
 
 
 class DecodeStage:
@@ -74,6 +91,7 @@ class DecodeStage:
         self.vision = vision
         self.settings = settings
         self.max_width, self.max_height = max_width, max_height
+        self.carry = FaceCarry()
 
     def update_effects(self, settings: EffectSettings) -> None:
         self.settings = settings
@@ -98,16 +116,26 @@ class DecodeStage:
             item = FrameInFlight(frame, arrived, self.settings)
             item.timings[Stage.DECODE] = decode_ms / max(1, len(frames))
             if skip:
-                item.status = FrameStatus.PASSED_THROUGH
+                self._skip_vision(item)
             elif self.report_faces or item.settings.active:
                 t = time.perf_counter()
                 item.faces = self.vision.process(frame)
                 item.timings[Stage.VISION] = _ms(t)
+                self.carry.remember(frame.index, item.faces)
             out.append(item)
         return out
 
+    def _skip_vision(self, item: FrameInFlight) -> None:
+        """Gives a frame vision skips the faces carried from earlier frames; with none (and no whole-frame
+        effect) there is nothing to do for it: it is passed through."""
+        if self.report_faces or item.settings.active:
+            item.faces = self.carry.carry(item.frame.index)
+        if not item.faces and not _frame_wide(item.settings):
+            item.status = FrameStatus.PASSED_THROUGH
+
     def push(self, data: bytes, pts: int, arrived: float, skip: bool = False) -> list[FrameInFlight]:
-        """The frames the packet completes; `skip`: pass them through without vision and effects."""
+        """The frames the packet completes; `skip`: skip their vision (they get carried faces, or are
+        passed through without any)."""
         t = time.perf_counter()
         frames = self.decoder.decode(data, pts)
         return self._finish(frames, _ms(t), arrived, skip)

@@ -45,6 +45,12 @@ class Metrics:
         self.frames_out = Counter("facestream_frames_out", "Frames sent back, by status", ["status"], registry=r)
         self.drops = Counter("facestream_drops", "Real-time policy: frames passed through or dropped", ["kind"],
                              registry=r)
+        self.faces = Counter("facestream_faces", "Faces reported in frames sent back, by where their landmarks "
+                             "come from: fresh (this frame's vision) or carried (an earlier frame's, real-time "
+                             "policy)", ["landmarks"], registry=r)
+        self.frames_carried = Counter("facestream_frames_carried",
+                                      "Real-time policy: frames processed with at least one carried face",
+                                      registry=r)
         self.stage_seconds = Histogram("facestream_stage_seconds", "Per-frame time in each stage", ["stage"],
                                        buckets=_LATENCY_BUCKETS, registry=r)
         self.auth_failures = Counter("facestream_auth_failures", "Rejected credentials, by reason", ["reason"],
@@ -61,16 +67,23 @@ class Metrics:
             self.frames_out.labels(status.value)
             if status is not FrameStatus.PROCESSED:
                 self.drops.labels(status.value)
+        for source in ("fresh", "carried"):
+            self.faces.labels(source)
         self._http: MetricsEndpoint | None = None
 
     def watch_queues(self, depths: Callable[[], dict[Queue, int]]) -> None:
         self.registry.register(_QueueCollector(depths))
 
-    def observe_frame(self, timings: dict[str, float], status: FrameStatus) -> None:
-        """Counts a frame sent back; `timings` in milliseconds, by the names in stages.TIMINGS."""
+    def observe_frame(self, timings: dict[str, float], status: FrameStatus, faces: int = 0, carried: int = 0) -> None:
+        """Counts a frame sent back with its `faces`, `carried` of them from an earlier frame; `timings` in
+        milliseconds, by the names in stages.TIMINGS."""
         self.frames_out.labels(status.value).inc()
         if status is not FrameStatus.PROCESSED:
             self.drops.labels(status.value).inc()
+        elif carried:
+            self.frames_carried.inc()
+        self.faces.labels("fresh").inc(faces - carried)
+        self.faces.labels("carried").inc(carried)
         for name in TIMINGS:
             ms = timings.get(name)
             if ms is not None:

@@ -1,10 +1,21 @@
-"""The real-time drop policy: a session that falls behind sheds work instead of adding latency.
+"""The real-time drop policy: a session that falls behind sheds work instead of adding latency, without
+letting the effects switch off and on.
 
-A frame's age counts from its packet's arrival. Older than --realtime-latency-ms when vision would
-start (or with the input queue about to fill, which would stop the reader), it is passed through
-without vision and effects; older than twice that when it reaches the encoder (or with the encoder's
-queue about to fill and the frame passed through anyway), it is dropped: the decoder has already
-consumed its packet, so no reference is lost. A lossless session does none of this.
+A frame's age counts from its packet's arrival; the budget is --realtime-latency-ms.
+- Vision late: a frame older than the budget when vision would start (or with the input queue about
+  to fill, which would stop the reader) skips vision. It still gets its effects, on the faces carried
+  from the last frames vision ran on, moved with their motion and marked as carried (at most
+  MAX_CARRY_FRAMES past a face's last fresh frame; engines/vision/face.py). Only a frame with no face
+  to carry is passed through unprocessed: there is nothing on it to beautify, so nothing flickers.
+- Effects late: a frame older than twice the budget when its effects would start is dropped there,
+  its effects not computed. Showing it without them would flicker, and one that late is not worth
+  the work; a frame within that gets its effects even when they make it later. A session whose
+  effects cannot keep up thus loses frames (a lower frame rate), never its look.
+- Encoder late: a frame older than twice the budget when it reaches the encoder, or one passed
+  through while the encoder's queue is about to fill, is dropped: the decoder has already consumed
+  its packet, so no reference is lost.
+Every frame is marked in OutputPacket.status, carried faces in Face.carried, and all are counted in
+the stats. A lossless session does none of this.
 """
 from __future__ import annotations
 
@@ -21,20 +32,19 @@ def _nearly_full(queue: asyncio.Queue) -> bool:
 class RealtimePolicy:
     def __init__(self, enabled: bool, latency_ms: float) -> None:
         self.enabled = enabled
-        self._pass_budget = latency_ms / 1000.0
-        self._drop_budget = 2 * self._pass_budget
+        self._vision_budget = latency_ms / 1000.0
+        self._drop_budget = 2 * self._vision_budget
 
     def _age(self, arrived: float) -> float:
         return time.perf_counter() - arrived
 
-    def pass_through(self, arrived: float, backlog: asyncio.Queue) -> bool:
-        """Whether the frames of a packet that arrived at `arrived` skip vision and effects; `backlog`: the
-        queue the packet came from."""
-        return self.enabled and (self._age(arrived) > self._pass_budget or _nearly_full(backlog))
+    def skip_vision(self, arrived: float, backlog: asyncio.Queue) -> bool:
+        """Whether the frames of a packet that arrived at `arrived` skip vision (and take carried faces);
+        `backlog`: the queue the packet came from."""
+        return self.enabled and (self._age(arrived) > self._vision_budget or _nearly_full(backlog))
 
-    def skip_effects(self, item: FrameInFlight) -> bool:
-        """Whether the frame is already past the drop budget: it will be dropped, so its effects are not
-        worth computing."""
+    def too_late_for_effects(self, item: FrameInFlight) -> bool:
+        """Whether the frame is already past the drop budget when its effects would start: it is dropped."""
         return self.enabled and self._age(item.arrived) > self._drop_budget
 
     def drop(self, item: FrameInFlight, backlog: asyncio.Queue) -> bool:

@@ -32,6 +32,10 @@ class SessionStats:
     passed_through: int = 0
     dropped: int = 0
     faces: int = 0
+    # Faces carried from an earlier frame (real-time policy; the rest of `faces` are fresh), and the
+    # processed frames with at least one.
+    faces_carried: int = 0
+    frames_carried: int = 0
     updates: int = 0
     timing_sums: dict[str, float] = field(default_factory=dict)
 
@@ -39,6 +43,10 @@ class SessionStats:
         """Counts a frame sent back."""
         self.frames_out += 1
         self.faces += len(item.faces)
+        carried = item.carried_faces
+        self.faces_carried += carried
+        if carried and item.processed:
+            self.frames_carried += 1
         if item.status is FrameStatus.DROPPED:
             self.dropped += 1
         elif item.status is FrameStatus.PASSED_THROUGH:
@@ -76,13 +84,16 @@ def started_response(session_id: str, config: pb.SessionConfig, plan: SessionPla
     )
 
 
-def face_message(face: Face, landmarks: bool) -> pb.Face:
+def face_message(face: Face, landmarks: bool, frame_index: int) -> pb.Face:
+    """`frame_index`: of the frame the face is reported with."""
     x0, y0, x1, y1 = (float(v) for v in face.box)
     msg = pb.Face(
         id=face.id,
         box=pb.Box(x=x0, y=y0, width=x1 - x0, height=y1 - y0),
         score=float(face.score),
         keypoints=np.asarray(face.keypoints, np.float32).ravel().tolist(),
+        carried=face.carried,
+        landmarks_frame=frame_index if face.carried_from is None else face.carried_from,
     )
     if landmarks and face.landmarks is not None:
         msg.landmarks.extend(np.asarray(face.landmarks, np.float32).ravel().tolist())
@@ -109,7 +120,7 @@ def packet_response(item: FrameInFlight, plan: SessionPlan) -> pb.ProcessRespons
         timings=timings_message(item.timings),
     )
     if plan.return_faces:
-        msg.faces.extend(face_message(f, plan.return_landmarks) for f in item.faces)
+        msg.faces.extend(face_message(f, plan.return_landmarks, frame.index) for f in item.faces)
     return pb.ProcessResponse(packet=msg)
 
 
@@ -123,6 +134,9 @@ def stats_response(stats: SessionStats, duration: float) -> pb.ProcessResponse:
             frames_passed_through=stats.passed_through,
             frames_dropped=stats.dropped,
             faces_detected=stats.faces,
+            frames_carried=stats.frames_carried,
+            faces_fresh=stats.faces - stats.faces_carried,
+            faces_carried=stats.faces_carried,
             duration_s=duration,
             fps=stats.frames_out / duration if duration > 0 else 0.0,
             mean_timings=timings_message({name: ms / n for name, ms in stats.timing_sums.items()}),

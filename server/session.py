@@ -104,7 +104,7 @@ class Session:
             if isinstance(item, EffectSettings):
                 self._decode.update_effects(item)
                 continue
-            skip = self._policy.pass_through(item.arrived, self._to_decode)
+            skip = self._policy.skip_vision(item.arrived, self._to_decode)
             await self._decoded(await self._runner.call(
                 f"decoding the packet with pts {item.pts} and finding its faces",
                 self._decode.push, item.data, item.pts, item.arrived, skip))
@@ -121,7 +121,9 @@ class Session:
 
     async def _run_effects(self) -> None:
         while not isinstance(item := await self._to_effects.get(), EndOfStream):
-            if not self._policy.skip_effects(item):
+            if self._policy.too_late_for_effects(item):
+                item.status = FrameStatus.DROPPED     # never shown without its effects
+            else:
                 item = await self._runner.call(f"the effects on the frame with pts {item.frame.pts}",
                                                self._effects.apply, item)
             await self._to_encode.put(item)
@@ -143,7 +145,7 @@ class Session:
         item.finish(time.perf_counter())
         self.stats.record(item)
         if self.metrics is not None:
-            self.metrics.observe_frame(item.timings, item.status)
+            self.metrics.observe_frame(item.timings, item.status, len(item.faces), item.carried_faces)
         return packet_response(item, self.plan)
 
     async def _next_done(

@@ -76,6 +76,7 @@ class FaceTracker:
         self._det_in = make_input(spec.size, spec.input_scale, spec.input_offset)
         self._spare_inputs: list[ModelInputMaker] = []   # mesh input makers not in use
         self._dt = 1.0 / s.fps
+        self._last_index: int | None = None               # Frame.index of the last frame processed
         self._tracks: list[Track] = []
         self._lost: list[tuple[Track, int]] = []          # (track, frame it was lost in)
         self._next_id = 1
@@ -118,6 +119,7 @@ class FaceTracker:
 
     # ------------------------------------------------------------------ tracking
     def process(self, frame: Frame) -> list[Face]:
+        self._step(frame.index)
         if self._mesh is None:
             return self._process_detect_only(frame)
         self._since_detect += 1
@@ -133,6 +135,14 @@ class FaceTracker:
         self._remember(t for t in lost if t not in alive)
         self._tracks = self._deduplicated(alive)
         return [self._face(t) for t in self._tracks]
+
+    def _step(self, index: int) -> None:
+        """Sets the smoothing filters' time step to the frames since the last call, so that frames the
+        pipeline skipped (real-time policy) count as the time they took: a face that moved over them
+        did not move that far in one frame."""
+        gap = index - self._last_index if self._last_index is not None else 1
+        self._dt = max(1, gap) / self.settings.fps      # an index not after the last one counts as one frame
+        self._last_index = index
 
     def _detection_due(self, tracked: int) -> bool:
         s = self.settings

@@ -211,18 +211,22 @@ class Box(_message.Message):
     def __init__(self, x: _Optional[float] = ..., y: _Optional[float] = ..., width: _Optional[float] = ..., height: _Optional[float] = ...) -> None: ...
 
 class Face(_message.Message):
-    __slots__ = ("id", "box", "score", "keypoints", "landmarks")
+    __slots__ = ("id", "box", "score", "keypoints", "landmarks", "carried", "landmarks_frame")
     ID_FIELD_NUMBER: _ClassVar[int]
     BOX_FIELD_NUMBER: _ClassVar[int]
     SCORE_FIELD_NUMBER: _ClassVar[int]
     KEYPOINTS_FIELD_NUMBER: _ClassVar[int]
     LANDMARKS_FIELD_NUMBER: _ClassVar[int]
+    CARRIED_FIELD_NUMBER: _ClassVar[int]
+    LANDMARKS_FRAME_FIELD_NUMBER: _ClassVar[int]
     id: int
     box: Box
     score: float
     keypoints: _containers.RepeatedScalarFieldContainer[float]
     landmarks: _containers.RepeatedScalarFieldContainer[float]
-    def __init__(self, id: _Optional[int] = ..., box: _Optional[_Union[Box, _Mapping]] = ..., score: _Optional[float] = ..., keypoints: _Optional[_Iterable[float]] = ..., landmarks: _Optional[_Iterable[float]] = ...) -> None: ...
+    carried: bool
+    landmarks_frame: int
+    def __init__(self, id: _Optional[int] = ..., box: _Optional[_Union[Box, _Mapping]] = ..., score: _Optional[float] = ..., keypoints: _Optional[_Iterable[float]] = ..., landmarks: _Optional[_Iterable[float]] = ..., carried: _Optional[bool] = ..., landmarks_frame: _Optional[int] = ...) -> None: ...
 
 class StageTimings(_message.Message):
     __slots__ = ("decode_ms", "vision_ms", "effects_ms", "encode_ms", "queue_ms", "total_ms")
@@ -267,7 +271,7 @@ class OutputPacket(_message.Message):
     def __init__(self, data: _Optional[bytes] = ..., pts: _Optional[int] = ..., codec: _Optional[_Union[Codec, str]] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., keyframe: _Optional[bool] = ..., frame_index: _Optional[int] = ..., status: _Optional[_Union[FrameStatus, str]] = ..., effects_version: _Optional[int] = ..., faces: _Optional[_Iterable[_Union[Face, _Mapping]]] = ..., timings: _Optional[_Union[StageTimings, _Mapping]] = ...) -> None: ...
 
 class SessionStats(_message.Message):
-    __slots__ = ("packets_in", "frames_decoded", "frames_out", "frames_passed_through", "frames_dropped", "faces_detected", "duration_s", "fps", "mean_timings", "effects_updates")
+    __slots__ = ("packets_in", "frames_decoded", "frames_out", "frames_passed_through", "frames_dropped", "faces_detected", "duration_s", "fps", "mean_timings", "effects_updates", "frames_carried", "faces_fresh", "faces_carried")
     PACKETS_IN_FIELD_NUMBER: _ClassVar[int]
     FRAMES_DECODED_FIELD_NUMBER: _ClassVar[int]
     FRAMES_OUT_FIELD_NUMBER: _ClassVar[int]
@@ -278,6 +282,9 @@ class SessionStats(_message.Message):
     FPS_FIELD_NUMBER: _ClassVar[int]
     MEAN_TIMINGS_FIELD_NUMBER: _ClassVar[int]
     EFFECTS_UPDATES_FIELD_NUMBER: _ClassVar[int]
+    FRAMES_CARRIED_FIELD_NUMBER: _ClassVar[int]
+    FACES_FRESH_FIELD_NUMBER: _ClassVar[int]
+    FACES_CARRIED_FIELD_NUMBER: _ClassVar[int]
     packets_in: int
     frames_decoded: int
     frames_out: int
@@ -288,7 +295,10 @@ class SessionStats(_message.Message):
     fps: float
     mean_timings: StageTimings
     effects_updates: int
-    def __init__(self, packets_in: _Optional[int] = ..., frames_decoded: _Optional[int] = ..., frames_out: _Optional[int] = ..., frames_passed_through: _Optional[int] = ..., frames_dropped: _Optional[int] = ..., faces_detected: _Optional[int] = ..., duration_s: _Optional[float] = ..., fps: _Optional[float] = ..., mean_timings: _Optional[_Union[StageTimings, _Mapping]] = ..., effects_updates: _Optional[int] = ...) -> None: ...
+    frames_carried: int
+    faces_fresh: int
+    faces_carried: int
+    def __init__(self, packets_in: _Optional[int] = ..., frames_decoded: _Optional[int] = ..., frames_out: _Optional[int] = ..., frames_passed_through: _Optional[int] = ..., frames_dropped: _Optional[int] = ..., faces_detected: _Optional[int] = ..., duration_s: _Optional[float] = ..., fps: _Optional[float] = ..., mean_timings: _Optional[_Union[StageTimings, _Mapping]] = ..., effects_updates: _Optional[int] = ..., frames_carried: _Optional[int] = ..., faces_fresh: _Optional[int] = ..., faces_carried: _Optional[int] = ...) -> None: ...
 
 class StreamError(_message.Message):
     __slots__ = ("code", "code_name", "message")
