@@ -60,6 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
                             "production) or inside this process (shares the interpreter with the client)")
     where.add_argument("--backend", choices=tuple(BACKENDS), default="auto", help="backend the sessions ask for")
     where.add_argument("--max-sessions", type=int, default=32, help="max_sessions of a server started here")
+    where.add_argument("--realtime-latency-ms", type=float, default=0.0,
+                       help="--realtime-latency-ms of a server started here (0: the server's default)")
     src = ap.add_argument_group("load")
     src.add_argument("--clip", default=None, help="video file every stream sends "
                                                   "(default: ../shared/media/short_hamilton_clip.mp4)")
@@ -104,8 +106,9 @@ def build_parser() -> argparse.ArgumentParser:
 class _Server:
     """A server started for the run: a child process (default) or in this process."""
 
-    def __init__(self, mode: str, backend: str, max_sessions: int) -> None:
+    def __init__(self, mode: str, backend: str, max_sessions: int, realtime_latency_ms: float) -> None:
         self.mode, self.backend, self.max_sessions = mode, backend, max_sessions
+        self.realtime_latency_ms = realtime_latency_ms
         self.proc: subprocess.Popen | None = None
         self.inproc = None
         self.target = ""
@@ -116,8 +119,9 @@ class _Server:
             from facestream.server.app import FaceStreamServer
             from facestream.server.config import ServerConfig
 
+            extra = {"realtime_latency_ms": self.realtime_latency_ms} if self.realtime_latency_ms else {}
             self.inproc = FaceStreamServer(ServerConfig(host="127.0.0.1", port=0, backend=self.backend,
-                                                        max_sessions=self.max_sessions, log_level="WARNING"))
+                                                        max_sessions=self.max_sessions, log_level="WARNING", **extra))
             await self.inproc.start()
             self.target = f"127.0.0.1:{self.inproc.port}"
             return self
@@ -128,7 +132,8 @@ class _Server:
             port = s.getsockname()[1]
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "facestream.server.cli", "serve", "--host", "127.0.0.1", "--port", str(port),
-             "--backend", self.backend, "--max-sessions", str(self.max_sessions), "--log-level", "WARNING"])
+             "--backend", self.backend, "--max-sessions", str(self.max_sessions), "--log-level", "WARNING"]
+            + (["--realtime-latency-ms", str(self.realtime_latency_ms)] if self.realtime_latency_ms else []))
         self.pid = self.proc.pid
         self.target = f"127.0.0.1:{port}"
         try:
@@ -234,7 +239,7 @@ async def run(opts: argparse.Namespace) -> dict[str, Any]:
                 async def __aexit__(self, *exc):
                     pass
             return _Remote()
-        return _Server(opts.server, opts.backend, opts.max_sessions)
+        return _Server(opts.server, opts.backend, opts.max_sessions, opts.realtime_latency_ms)
 
     async with await session_target() as server:
         pids = [os.getpid()] + ([server.pid] if server.pid and server.pid != os.getpid() else [])

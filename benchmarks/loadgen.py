@@ -107,6 +107,7 @@ def stats_dict(stats: pb.SessionStats) -> dict[str, Any]:
     return {
         "packets_in": stats.packets_in, "frames_decoded": stats.frames_decoded, "frames_out": stats.frames_out,
         "frames_passed_through": stats.frames_passed_through, "frames_dropped": stats.frames_dropped,
+        "frames_carried": stats.frames_carried, "faces_fresh": stats.faces_fresh, "faces_carried": stats.faces_carried,
         "faces_detected": stats.faces_detected, "duration_s": stats.duration_s, "fps": stats.fps,
         "mean_timings": {k: getattr(t, k) for k in STAGES},
     }

@@ -91,7 +91,8 @@ async def _run(client: FaceStreamClient, source: VideoSource, effects: dict[str,
     print(
         f"{result.frames} frames -> {args.output or '(no output file)'} at {s.fps:.1f} fps "
         f"on {pb.Backend.Name(result.started.backend).removeprefix('BACKEND_').lower()}; "
-        f"{s.faces_detected} faces, {s.frames_dropped} dropped, {s.frames_passed_through} passed through",
+        f"{s.faces_detected} faces ({s.faces_carried} carried), {s.frames_dropped} dropped, "
+        f"{s.frames_passed_through} passed through",
         file=sys.stderr,
     )
     return 0

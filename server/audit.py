@@ -73,6 +73,8 @@ class StreamRecord:
             "frames_out": stats.frames_out if stats else 0,
             "frames_passed_through": stats.passed_through if stats else 0,
             "frames_dropped": stats.dropped if stats else 0,
+            "frames_carried": stats.frames_carried if stats else 0,
+            "faces_carried": stats.faces_carried if stats else 0,
         }
         started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.wall))
         ended = {"code": self.code.name, "message": self.message}

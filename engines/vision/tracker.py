@@ -11,6 +11,7 @@ import functools
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -28,7 +29,11 @@ SAME_LOST_IOU = 0.3           # a detection overlapping a lost face this much ge
 DUPLICATE_IOU = 0.5           # two tracks overlapping more than this follow one face: one is dropped
 IDLE_DETECT_EVERY = 2         # while no face is tracked, the detector runs every N frames (1: every frame)
 
-FaceMap = Callable[[Callable[[Track], bool], list[Track]], Iterable[bool]]
+FaceMap = Callable[[Callable[[Any], Any], list[Any]], Iterable[Any]]
+
+
+def _call(job: Callable[[], Any]) -> Any:
+    return job()
 
 
 @dataclass(frozen=True)
@@ -63,8 +68,8 @@ class FaceTracker:
 
     detector, mesh: the model runners (mesh None: detector only, on every frame). make_input:
     makes the input makers (one for the detector, one per mesh in flight). map_faces: runs the
-    meshes of a frame's tracked faces (`map`: one after the other; a thread pool's map: side by
-    side, the same results sooner).
+    detector and the meshes of a frame's tracked faces (`map`: one after the other; a thread pool's
+    map: side by side, the same results sooner).
     """
 
     def __init__(self, detector: ModelRunner, mesh: ModelRunner | None, make_input: InputMakerFactory,
@@ -124,8 +129,7 @@ class FaceTracker:
             return self._process_detect_only(frame)
         self._since_detect += 1
         tracked = [t for t in self._tracks if t.raw is not None]
-        dets = self.detect(frame) if self._detection_due(len(tracked)) else None
-        alive = self._follow(frame, tracked)
+        dets, alive = self._detect_and_follow(frame, tracked, self._detection_due(len(tracked)))
         if len(alive) < len(tracked) and dets is None:
             dets = self.detect(frame)       # a face was lost in this frame: find it again at once
         lost = [t for t in self._tracks if t not in alive] + self._recent_lost()
@@ -155,11 +159,18 @@ class FaceTracker:
         # detector, so it runs on every frame while there is one
         return self._since_detect >= s.detect_every or tracked < len(self._tracks)
 
-    def _follow(self, frame: Frame, tracked: list[Track]) -> list[Track]:
-        """The tracked faces the mesh still finds in `frame` (their tracks updated)."""
+    def _detect_and_follow(self, frame: Frame, tracked: list[Track], detect: bool
+                           ) -> tuple[list[Detection] | None, list[Track]]:
+        """The detections in `frame` (None unless `detect`) and the tracked faces the mesh still finds there
+        (their tracks updated). The detector and the meshes only read the frame, so with a parallel
+        `map_faces` they run side by side: a frame that needs both takes the longer of them, not the sum."""
         update = functools.partial(self._update_mesh, frame)
-        found = list(self._map_faces(update, tracked)) if len(tracked) > 1 else [update(t) for t in tracked]
-        return [t for t, ok in zip(tracked, found, strict=True) if ok]
+        jobs: list[Callable[[], Any]] = [functools.partial(update, t) for t in tracked]
+        if detect:
+            jobs.insert(0, functools.partial(self.detect, frame))
+        results = list(self._map_faces(_call, jobs)) if len(jobs) > 1 else [job() for job in jobs]
+        dets = results.pop(0) if detect else None
+        return dets, [t for t, ok in zip(tracked, results, strict=True) if ok]
 
     def _update_mesh(self, frame: Frame, track: Track) -> bool:
         roi = track.roi
