@@ -6,11 +6,16 @@ session's stream after the inputs were written. The first caller of a round beco
 it waits up to `budget_ms` for calls from the other active sessions, but never longer than until
 every active session has a call in the round or the batch is full. The leader then gathers the
 round's inputs into one batch (`gather`: on the device, each input copied once its event has
-passed), runs the model once on it and hands each caller its rows of the outputs (host NumPy
-arrays). A lone session never waits: with one active session a call runs at once.
+passed), padded to the smallest of the runner's fixed batch sizes that holds them (a runner with
+CUDA graphs or engines per batch size runs only those), runs the model once on it and hands each
+caller its rows of the outputs (host NumPy arrays); the padding rows' outputs are dropped. A lone
+session never waits: with one active session a call runs at once.
 
-The runner is any model runner with a batch limit (`BatchRunner`); the batcher itself touches no
-device API, so it is tested on the CPU with host arrays and the default `gather`.
+The budget is the server's --batch-budget-ms (server/config.py), handed over when the process's
+models are made (vision/gpu.py: shared_models); nothing here reads the environment.
+
+The runner is any model runner with a batch limit and batch sizes (`BatchRunner`); the batcher
+itself touches no device API, so it is tested on the CPU with host arrays and the default `gather`.
 """
 from __future__ import annotations
 
@@ -28,19 +33,55 @@ DEFAULT_BUDGET_MS = 2.0
 
 
 class BatchRunner(Protocol):
-    """One model on a batch of inputs: (n, 3, S, S) with n <= max_batch in, every output with n rows out."""
+    """One model on a batch of inputs: (n, 3, S, S) with n <= max_batch in, every output with n rows out.
+
+    batch_sizes: the sizes it runs a batch at in one go (CUDA graphs, engines); a batch of another
+    size is padded up to the next one by the batcher, or, past the largest, split by the runner.
+    """
 
     max_batch: int
+    batch_sizes: tuple[int, ...]
 
     def run(self, batch: Any) -> dict[str, np.ndarray]: ...
 
 
-Gather = Callable[[Sequence[tuple[Any, Any]]], Any]
+# [(x, ready), ...] and the batch's rows (>= the inputs' rows: the rest is padding) -> the batch
+Gather = Callable[[Sequence[tuple[Any, Any]], int], Any]
 
 
-def concatenate(items: Sequence[tuple[Any, Any]]) -> np.ndarray:
-    """Host inputs in one batch (their ready events are None: host arrays are ready)."""
-    return np.concatenate([x for x, _ in items])
+def padded_size(rows: int, sizes: Sequence[int]) -> int:
+    """The batch `rows` rows run in: the smallest of `sizes` that holds them, else `rows` itself."""
+    return min((s for s in sizes if s >= rows), default=rows)
+
+
+def split_rows(rows: int, sizes: Sequence[int]) -> list[tuple[int, int, int]]:
+    """(start, rows, batch size) pieces that run `rows` rows at the fixed batch `sizes`: the largest
+    size while more rows are left than it holds, then the smallest size that holds the rest."""
+    pieces = []
+    start = 0
+    while start < rows:
+        size = min((s for s in sizes if s >= rows - start), default=max(sizes))
+        take = min(size, rows - start)
+        pieces.append((start, take, size))
+        start += take
+    return pieces
+
+
+def check_budget(budget_ms: float) -> float:
+    """`budget_ms`, or ValueError saying what a batching budget must be."""
+    if not 0.0 <= budget_ms < float("inf"):
+        raise ValueError(f"the batch budget must be a number of milliseconds >= 0 (e.g. {DEFAULT_BUDGET_MS}), "
+                         f"not {budget_ms!r}")
+    return budget_ms
+
+
+def concatenate(items: Sequence[tuple[Any, Any]], rows: int) -> np.ndarray:
+    """Host inputs in one batch of `rows` rows, zeros after the inputs (their ready events are
+    None: host arrays are ready)."""
+    batch = np.concatenate([x for x, _ in items])
+    if rows > len(batch):
+        batch = np.concatenate([batch, np.zeros((rows - len(batch), *batch.shape[1:]), batch.dtype)])
+    return batch
 
 
 @dataclass
@@ -60,7 +101,8 @@ class _Request:
 class BatchStats:
     calls: int = 0           # rows run
     batches: int = 0         # model runs
-    max_batch_seen: int = 0
+    max_batch_seen: int = 0  # most rows of calls in one run
+    padding: int = 0         # rows run only to fill a batch size
 
     @property
     def mean_batch(self) -> float:
@@ -70,20 +112,26 @@ class BatchStats:
 class Batcher:
     """Runs the calls of concurrent sessions on `runner` in shared batches.
 
-    gather: builds a round's batch from its [(x, ready), ...] (default: host arrays concatenated).
-    budget_ms: the most a round's leader waits for the other sessions (DEFAULT_BUDGET_MS).
+    gather: builds a round's batch from its [(x, ready), ...] and the padded row count (default:
+    host arrays concatenated). budget_ms: the most a round's leader waits for the other sessions
+    (DEFAULT_BUDGET_MS).
     """
 
     def __init__(self, runner: BatchRunner, gather: Gather = concatenate,
                  budget_ms: float = DEFAULT_BUDGET_MS) -> None:
         self.runner = runner
         self.gather = gather
-        self.budget = max(0.0, budget_ms) / 1000.0
+        self.budget = 0.0
+        self.set_budget(budget_ms)
         self._cond = threading.Condition()
         self._pending: list[_Request] = []
         self._leader = False
         self._active = 0
         self.stats = BatchStats()
+
+    def set_budget(self, budget_ms: float) -> None:
+        """How long later rounds' leaders wait for the other sessions, in milliseconds."""
+        self.budget = check_budget(budget_ms) / 1000.0
 
     # sessions announce themselves so that a lone session is never held back
     def register(self) -> None:
@@ -156,11 +204,13 @@ class Batcher:
             deadline = time.perf_counter()      # overflow rounds go at once
 
     def _execute(self, batch: list[_Request]) -> None:
-        out = self.runner.run(self.gather([(r.x, r.ready) for r in batch]))
         n = sum(r.rows for r in batch)
+        rows = padded_size(n, self.runner.batch_sizes)
+        out = self.runner.run(self.gather([(r.x, r.ready) for r in batch], rows))
         self.stats.calls += n
         self.stats.batches += 1
         self.stats.max_batch_seen = max(self.stats.max_batch_seen, n)
+        self.stats.padding += rows - n
         start = 0
         for r in batch:
             r.result = {k: v[start:start + r.rows] for k, v in out.items()}

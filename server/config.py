@@ -6,7 +6,7 @@ import os
 from dataclasses import MISSING, dataclass, field, fields
 from typing import Any, Mapping
 
-from facestream.engines.batching import DEFAULT_BUDGET_MS
+from facestream.engines.batching import DEFAULT_BUDGET_MS, check_budget
 
 
 class ConfigurationError(Exception):
@@ -57,12 +57,14 @@ class ServerConfig:
     )
     batch_budget_ms: float = field(
         default=DEFAULT_BUDGET_MS,
-        metadata={"help": "gpu backend: how long a detector or mesh call waits for other streams' calls to batch with"},
+        metadata={"help": "gpu backend: how long a detector or mesh call waits for other streams' calls to batch with "
+                          "(0: never wait)"},
     )
     realtime_latency_ms: float = field(
         default=200.0,
-        metadata={"help": "real-time policy: a frame older than this when vision would start is passed through "
-                          "unprocessed; one older than twice this when it reaches the encoder is dropped"},
+        metadata={"help": "real-time policy: a frame older than this when vision would start skips vision and "
+                          "keeps its effects on the faces carried from earlier frames (passed through only with "
+                          "none); one older than twice this when its effects or the encoder would start is dropped"},
     )
     # Connection management (long streams behind a load balancer).
     keepalive_seconds: float = field(
@@ -120,6 +122,12 @@ class ServerConfig:
     log_level: str = field(default="INFO", metadata={"help": "DEBUG, INFO, WARNING or ERROR"})
     log_format: str = field(default="text", metadata={"help": "text or json (one object per line)",
                                                       "choices": ("text", "json")})
+
+    def __post_init__(self) -> None:
+        try:
+            check_budget(self.batch_budget_ms)
+        except (TypeError, ValueError) as exc:
+            raise ConfigurationError(f"batch-budget-ms: {exc}") from None
 
     @property
     def address(self) -> str:

@@ -34,7 +34,7 @@ CACHE = Path(os.environ.get("FACESTREAM_REHEARSAL_CACHE", Path.home() / ".cache"
 # protobuf versions are unknown: OpenCV as the project's CI has it, grpcio and protobuf older.
 IMAGE = ("onnxruntime==1.30.0", "onnx==1.23.1", "opencv-python-headless==5.0.0.93", "grpcio==1.80.0",
          "protobuf==6.33.6", "prometheus-client==0.26.0", "pytest==8.4.2", "pytest-timeout==2.4.0", "psutil==7.2.2",
-         "tqdm==4.70.1")
+         "tqdm==4.70.1", "numba==0.68.1")
 NUMPY = {"3.12": "numpy==2.5.2"}          # the image's; NumPy 2.5 needs Python 3.12
 OUTPUTS = {"run.log", "summary.txt", "env.json", "pytest-gpu.xml", "pytest-gpu.log", "pytest-cpu.log",
            "gpu_bench.json", "gpu_bench.log"}

@@ -6,7 +6,9 @@
 #
 #   DIR/wheels.tar.xz   the wheels, repacked uncompressed and xz-compressed together:
 #                         main/      PyNvVideoCodec (trimmed), PyAV, pytest-asyncio,
-#                                    grpcio-health-checking, grpcio-reflection, PyJWT
+#                                    grpcio-health-checking, grpcio-reflection, PyJWT,
+#                                    onnx2torch (pure Python: the vision models on the image's
+#                                    PyTorch where TensorRT is missing)
 #                         fallback/  grpcio and protobuf as new as the generated stubs need,
 #                                    installed by run.sh only where the image's own are older
 #   DIR/media/          the test clip and photos (from FACESTREAM_MEDIA, default ../shared/media)
@@ -28,8 +30,9 @@ LIMIT=$((60 * 1024 * 1024))
 
 # PyAV 19 is not on the index (18.1.0 is the newest, and the pyproject allows <20). The grpc
 # companions match the pinned grpcio (pyproject.toml); PyJWT is the server's, for HS256 tokens.
+# onnx2torch needs onnx, torch and torchvision, which the image has (installed with --no-deps).
 MAIN=(pynvvideocodec==2.2.4 av==18.1.0 pytest-asyncio==1.5.0 grpcio-health-checking==1.85.1
-      grpcio-reflection==1.85.1 pyjwt==2.15.1)
+      grpcio-reflection==1.85.1 pyjwt==2.15.1 onnx2torch==1.5.15)
 # The committed stubs refuse grpcio older than 1.85.1 and protobuf older than 7.35.1.
 FALLBACK=(grpcio==1.85.1 protobuf==7.36.2)
 PLATFORMS=()

@@ -1,4 +1,5 @@
-"""Exact graph rewrites that make the face mesh fast on ONNX Runtime's CPU provider.
+"""Exact graph rewrites: the face mesh made fast on ONNX Runtime's CPU provider, and padding
+made explicit for the conversion to PyTorch (explicit_pads, applied in memory, never shipped).
 
 ONNX Runtime runs convolutions, Relu and Add in its blocked (NCHWc) layout, but PRelu with
 per-channel slopes and Pad have no blocked kernels: each of them reorders the tensor back to
@@ -111,6 +112,51 @@ def channel_pad_as_conv(model: onnx.ModelProto) -> int:
     del g.node[:]
     g.node.extend(nodes)
     _prune_initializers(g)
+    return done
+
+
+def _auto_pads(mode: bytes, size: list[int], kernel: list[int], strides: list[int], dilations: list[int]) -> list[int]:
+    """ONNX's auto_pad as explicit pads (begin..., end...) for an input of spatial `size`."""
+    begin, end = [], []
+    for n, k, s, d in zip(size, kernel, strides, dilations, strict=True):
+        total = 0 if mode == b"VALID" else max((-(-n // s) - 1) * s + (k - 1) * d + 1 - n, 0)
+        lo = total - total // 2 if mode == b"SAME_LOWER" else total // 2
+        begin.append(lo)
+        end.append(total - lo)
+    return begin + end
+
+
+def _explicit(n: onnx.NodeProto, shapes: dict[str, list[int]]) -> list[int] | None:
+    """The pads that `n`'s auto_pad stands for, or None where `n` has no auto_pad to rewrite."""
+    attrs = {a.name: helper.get_attribute_value(a) for a in n.attribute}
+    auto = attrs.get("auto_pad", b"NOTSET")
+    if n.op_type not in ("Conv", "MaxPool", "AveragePool") or auto == b"NOTSET":
+        return None
+    size = shapes.get(n.input[0], [])[2:]
+    kernel = list(attrs.get("kernel_shape") or shapes.get(n.input[1], [])[2:])
+    if not size or min(size) <= 0 or not kernel:
+        raise ValueError(f"{n.op_type} {n.name or n.output[0]}: auto_pad needs static input and kernel shapes")
+    ones = [1] * len(size)
+    return _auto_pads(auto, size, kernel, list(attrs.get("strides", ones)), list(attrs.get("dilations", ones)))
+
+
+def explicit_pads(model: onnx.ModelProto) -> int:
+    """Rewrites auto_pad (SAME_UPPER, SAME_LOWER, VALID) of Conv, MaxPool and AveragePool in place
+    into the explicit `pads` it stands for at the model's static input shape (the same windows, so
+    exact); returns how many. onnx2torch converts explicit padding only."""
+    gi = shape_inference.infer_shapes(model).graph
+    shapes = {vi.name: [d.dim_value for d in vi.type.tensor_type.shape.dim]
+              for vi in list(gi.value_info) + list(gi.input)}
+    shapes |= {t.name: list(t.dims) for t in gi.initializer}
+    done = 0
+    for n in model.graph.node:
+        pads = _explicit(n, shapes)
+        if pads is None:
+            continue
+        for a in [a for a in n.attribute if a.name in ("auto_pad", "pads")]:
+            n.attribute.remove(a)
+        n.attribute.append(helper.make_attribute("pads", pads))
+        done += 1
     return done
 
 

@@ -28,15 +28,13 @@ from typing import Any
 
 import numpy as np
 
+from .batches import model_batches, with_batch
 from .specs import SPECS
 from .store import ModelStore, default_store
 
 log = logging.getLogger("facestream.tensorrt")
 
 WORKSPACE_BYTES = 1 << 30
-# Batch sizes built for the landmark model (its graph has no batch-coupled ops once the two
-# reshapes are rewritten); the detector's in-graph suppression is written for batch 1.
-MESH_BATCHES = (1, 8)
 _build_lock = threading.Lock()
 
 
@@ -71,35 +69,6 @@ def device_key(device: int = 0) -> DeviceKey:
     props = cp.cuda.runtime.getDeviceProperties(device)
     name = props["name"].decode() if isinstance(props["name"], bytes) else str(props["name"])
     return DeviceKey(name, int(props["major"]), int(props["minor"]), trt.__version__)
-
-
-def with_batch(onnx_bytes: bytes, batch: int) -> bytes:
-    """The model with a fixed batch of `batch`: input dim 0 and every Reshape target whose first
-    entry is 1 rewritten (valid for the landmark model, whose graph is per-sample otherwise)."""
-    if batch == 1:
-        return onnx_bytes
-    import onnx
-    from onnx import numpy_helper
-
-    model = onnx.load_from_string(onnx_bytes)
-    g = model.graph
-    for t in list(g.input) + list(g.output):
-        dims = t.type.tensor_type.shape.dim
-        if dims and dims[0].dim_value == 1:
-            dims[0].dim_value = batch
-    inits = {i.name: i for i in g.initializer}
-    for node in g.node:
-        if node.op_type == "Reshape" and node.input[1] in inits:
-            init = inits[node.input[1]]
-            shape = numpy_helper.to_array(init).copy()
-            if shape.size and shape[0] == 1:
-                shape[0] = batch
-                init.CopyFrom(numpy_helper.from_array(shape.astype(np.int64), init.name))
-    for vi in g.value_info:
-        dims = vi.type.tensor_type.shape.dim
-        if dims and dims[0].dim_value == 1:
-            dims[0].dim_value = batch
-    return model.SerializeToString()
 
 
 class EngineCache:
@@ -250,10 +219,10 @@ class TrtModel:
 
 def load_engines(model: str, precision: str = "int8", store: ModelStore | None = None,
                  batches: tuple[int, ...] | None = None, use_graph: bool = True, stream=None) -> dict[int, TrtModel]:
-    """{batch: TrtModel} for a model, building missing engines (mesh: MESH_BATCHES; detectors: 1)."""
+    """{batch: TrtModel} for a model, building missing engines (batches.model_batches by default)."""
     cache = EngineCache(store)
     if batches is None:
-        batches = MESH_BATCHES if SPECS[model].kind == "mesh" else (1,)
+        batches = model_batches(model)
     out = {}
     for b in batches:
         try:

@@ -1,13 +1,18 @@
 """GPU vision: the face tracker with model inputs cut on the GPU (gpu_resample) and the models run
 by process-wide device runners, each behind a batcher shared by all sessions.
 
-Device runners, by name (RUNNERS; "auto" takes the first available in AUTO):
-  tensorrt     the INT8 Q/DQ models built into TensorRT engines (models/tensorrt.py), run on
-               device buffers, batched across sessions, replayed from CUDA graphs;
-  onnxruntime  where TensorRT is not installed: the same ONNX models on ONNX Runtime's CPU
-               provider; only the model-input crops (a few hundred KB) cross to the host.
-Either way the frame stays on the device; the detector and mesh outputs (a few KB) come back to
-the host, where tracking runs.
+Device runners, by name (RUNNERS; "auto" takes the first available in AUTO, and the next one
+where making it fails):
+  tensorrt          the INT8 Q/DQ models built into TensorRT engines (models/tensorrt.py), run on
+                    device buffers, replayed from CUDA graphs;
+  torch             where TensorRT is not installed but PyTorch sees the GPU: the FP32 models
+                    converted to PyTorch modules (models/torch_models.py), replayed from CUDA graphs;
+  onnxruntime-cuda  where onnxruntime-gpu is installed: the FP32 models on ONNX Runtime's CUDA
+                    provider, inputs and outputs bound to device buffers;
+  onnxruntime       else: the FP32 models on ONNX Runtime's CPU provider; only the model-input
+                    crops (a few hundred KB) cross to the host.
+Each is batched across sessions. The frame stays on the device; the detector and mesh outputs
+(a few KB) come back to the host, where tracking runs.
 """
 from __future__ import annotations
 
@@ -16,14 +21,17 @@ import functools
 import importlib
 import logging
 import threading
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 
-from ..batching import DEFAULT_BUDGET_MS, Batcher
+from ..backend import Placement
+from ..batching import DEFAULT_BUDGET_MS, Batcher, check_budget
 from ..frame import Frame
 from ..models.specs import DEFAULT_DETECTOR, SPECS, ModelSpec, detector_spec
 from ..models.store import ModelStore, default_store
+from ..stages import Stage
 from .face import Face
 from .gpu_resample import GpuInputMaker
 from .tracker import FaceTracker, TrackerSettings
@@ -34,14 +42,38 @@ log = logging.getLogger("facestream.vision.gpu")
 # imported only when picked: an engine that is not installed costs nothing.
 RUNNERS: dict[str, str] = {
     "tensorrt": ".gpu_runners:TrtRunner",
+    "torch": ".gpu_runners:TorchRunner",
+    "onnxruntime-cuda": ".gpu_runners:OrtCudaRunner",
     "onnxruntime": ".gpu_runners:HostOrtRunner",
 }
-AUTO = ("tensorrt", "onnxruntime")     # the order "auto" tries them in
+AUTO = ("tensorrt", "torch", "onnxruntime-cuda", "onnxruntime")     # the order "auto" tries them in
 
 
 def runner_class(name: str) -> Any:
     module, _, cls = RUNNERS[name].partition(":")
     return getattr(importlib.import_module(module, __package__), cls)
+
+
+def candidates(engine: str = "auto") -> Iterator[tuple[str, Any, str]]:
+    """The runners `engine` ("auto" or a name in RUNNERS) tries, in order, each probed only when
+    reached: (name, class, detail) where it is available, (name, None, why not) where not."""
+    for name in AUTO if engine == "auto" else (engine,):
+        cls = runner_class(name)
+        ok, detail = cls.available()
+        yield name, cls if ok else None, detail
+
+
+def vision_placement(device: str, engine: str = "auto") -> Placement:
+    """Where the vision models run on this host and why, without loading any: the first available
+    runner, with the reasons the ones before it were passed over."""
+    skipped: list[str] = []
+    for _, cls, detail in candidates(engine):
+        if cls is None:
+            skipped.append(detail)
+            continue
+        label, how = cls.plan(detail)
+        return Placement(Stage.VISION, device if cls.on_device else "cpu", label, "; ".join([*skipped, how]))
+    return Placement(Stage.VISION, "cpu", "unavailable", "; ".join(skipped))
 
 
 class BatchedRunner:
@@ -72,7 +104,7 @@ class GpuModels:
     """Process-wide device runners and their batchers, made on first use and shared by sessions.
 
     engine: "auto" or a name in RUNNERS. budget_ms: how long a batch waits for the calls of other
-    sessions (batching.DEFAULT_BUDGET_MS).
+    sessions (batching.DEFAULT_BUDGET_MS; the server's --batch-budget-ms).
     """
 
     def __init__(self, store: ModelStore | None = None, engine: str = "auto",
@@ -81,11 +113,20 @@ class GpuModels:
             raise ValueError(f"engine must be 'auto' or one of {sorted(RUNNERS)}, not {engine!r}")
         self.store = store or default_store()
         self.engine = engine
-        self.budget_ms = budget_ms
         self._batchers: dict[str, Batcher] = {}
+        self._modes: dict[str, str] = {}     # how each model's runner runs (CUDA graphs or not, ...)
         self._lock = threading.Lock()
+        self.budget_ms = check_budget(budget_ms)
         self.kind = ""          # the RUNNERS name in use, once a model is loaded
         self.detail = ""
+
+    def set_budget(self, budget_ms: float) -> None:
+        """The batching budget of every model, those already running included."""
+        check_budget(budget_ms)
+        with self._lock:
+            self.budget_ms = budget_ms
+            for b in self._batchers.values():
+                b.set_budget(budget_ms)
 
     def batcher(self, model: str) -> Batcher:
         with self._lock:
@@ -93,8 +134,9 @@ class GpuModels:
             if b is None:
                 from .gpu_runners import DeviceGather
 
-                runner = self._new_runner(model)
+                runner = self.make_runner(model)
                 b = Batcher(runner, DeviceGather(runner), self.budget_ms)
+                self._modes[model] = runner.mode
                 self._batchers[model] = b
             return b
 
@@ -102,18 +144,26 @@ class GpuModels:
         """A session's runner for `model`, its inputs written on `stream`; close it when the session ends."""
         return BatchedRunner(self.batcher(model), SPECS[model], stream)
 
-    def _new_runner(self, model: str) -> Any:
+    def make_runner(self, model: str) -> Any:
+        """A new runner for `model`: the engine's, or with "auto" the first in AUTO that is available
+        and loads; `kind` and `detail` say which, and why the ones before it were passed over."""
         skipped: list[str] = []
-        for name in AUTO if self.engine == "auto" else (self.engine,):
-            cls = runner_class(name)
-            ok, detail = cls.available()
-            if not ok:
+        for name, cls, detail in candidates(self.engine):
+            if cls is None:
                 skipped.append(detail)
+                continue
+            try:
+                runner = cls(model, self.store)
+            except Exception as exc:  # a runtime that imports but cannot run here: the next one
+                if self.engine != "auto":
+                    raise
+                skipped.append(f"{detail} failed to load the {model} model ({type(exc).__name__}: {exc})")
+                log.warning("%s", skipped[-1])
                 continue
             if skipped and self.kind != name:
                 log.warning("%s: the GPU backend runs the vision models on %s", "; ".join(skipped), detail)
-            self.kind, self.detail = name, "; ".join([*skipped, detail])
-            return cls(model, self.store)
+            self.kind, self.detail = name, "; ".join([*skipped, f"{detail} ({runner.mode})"])
+            return runner
         raise RuntimeError("; ".join(skipped))
 
     def warm_up(self, models=(DEFAULT_DETECTOR, "mesh")) -> None:
@@ -124,19 +174,25 @@ class GpuModels:
             self.batcher(m).run(cp.zeros((1, 3, size, size), cp.float32))
 
     def stats(self) -> dict[str, dict]:
-        return {m: vars(b.stats) | {"mean_batch": b.stats.mean_batch} for m, b in self._batchers.items()}
+        return {m: vars(b.stats) | {"mean_batch": b.stats.mean_batch, "batch_sizes": b.runner.batch_sizes,
+                                    "mode": self._modes[m]}
+                for m, b in self._batchers.items()}
 
 
 _models: GpuModels | None = None
 _models_lock = threading.Lock()
 
 
-def shared_models(store: ModelStore | None = None, budget_ms: float = DEFAULT_BUDGET_MS) -> GpuModels:
-    """The process's GpuModels, made by the first call (later calls' arguments are not used)."""
+def shared_models(store: ModelStore | None = None, budget_ms: float | None = None) -> GpuModels:
+    """The process's GpuModels, made by the first call with `store` (later calls' store is not
+    used). `budget_ms`, where given, is the batching budget from then on, whichever call made the
+    models: the server hands over its --batch-budget-ms this way."""
     global _models
     with _models_lock:
         if _models is None:
-            _models = GpuModels(store, budget_ms=budget_ms)
+            _models = GpuModels(store)
+        if budget_ms is not None:
+            _models.set_budget(budget_ms)
         return _models
 
 
