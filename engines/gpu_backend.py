@@ -12,6 +12,10 @@ from .effects.base import Effects
 from .stages import Stage
 from .vision.base import Vision
 
+NVJPEG_REASON = ("NV12 converted to RGB (BT.601 limited range, as on the CPU) by a CUDA kernel on the session's "
+                 "stream and encoded by nvJPEG on the GPU; only the JPEG's bytes are copied to the host (full-range "
+                 "JFIF like the CPU backend's, with 4:4:4 chroma where the CPU backend's is 4:2:0)")
+
 
 @dataclass(frozen=True)
 class GpuPlan:
@@ -28,9 +32,10 @@ class GpuPlan:
 
 @lru_cache(maxsize=1)
 def gpu_plan() -> GpuPlan:
-    """Probes PyNvVideoCodec (NVDEC, and NVENC through GetEncoderCaps) and TensorRT; imports them lazily."""
+    """Probes PyNvVideoCodec (NVDEC, and NVENC through GetEncoderCaps) and the model runtimes
+    (TensorRT, PyTorch, ONNX Runtime: vision.gpu.vision_placement); imports them lazily."""
     from .codec import gpu as gpu_codec
-    from .models.tensorrt import available as trt_available
+    from .vision.gpu import vision_placement
 
     probe = probe_gpu()
     dev = probe.device.split(" ")[0] if probe.device else "gpu:0"
@@ -46,15 +51,8 @@ def gpu_plan() -> GpuPlan:
     else:
         decode = Placement(Stage.DECODE, "cpu", "unavailable: pyav missing",
                            f"{why}; {av_why}: only raw NV12/I420 input can be decoded")
-    trt_ok, trt_why = trt_available()
-    if trt_ok:
-        vision = Placement(Stage.VISION, dev, f"tensorrt {trt_why} (int8 engines, cuda graphs)",
-                           "TensorRT is installed: INT8 Q/DQ engines built once per GPU and cached, "
-                           "inputs cut from NV12 on the GPU, calls batched across sessions")
-    else:
-        vision = Placement(Stage.VISION, "cpu", "onnxruntime (fp32 models), inputs cut on the GPU",
-                           f"{trt_why}: models run on ONNX Runtime; only the model-input crops are copied "
-                           "to the host, the frame stays on the GPU")
+    # TensorRT, else PyTorch on CUDA, else ONNX Runtime's CUDA provider, else its CPU provider
+    vision = vision_placement(dev)
     effects = Placement(Stage.EFFECTS, dev, "cupy kernels",
                         "beauty effects run as CUDA kernels in place on the NV12 frame (the debug overlay "
                         "is drawn on a host copy)")
@@ -63,8 +61,10 @@ def gpu_plan() -> GpuPlan:
         p = gpu_codec.encode_plan(codec)
         if p.engine == "nvenc":
             encode[codec.value] = Placement(Stage.ENCODE, dev, p.detail, "GetEncoderCaps reports NVENC for this codec")
+        elif p.engine == "nvjpeg":
+            encode[codec.value] = Placement(Stage.ENCODE, dev, f"nvjpeg ({p.detail})", NVJPEG_REASON)
         elif p.engine == "pinned-host":
-            encode[codec.value] = Placement(Stage.ENCODE, "cpu", "pinned-host copy", p.detail)
+            encode[codec.value] = Placement(Stage.ENCODE, dev, "pinned-host copy", p.detail)
         elif not av_ok:
             encode[codec.value] = Placement(Stage.ENCODE, "cpu", "unavailable: pyav missing", f"{p.detail}; {av_why}")
         else:

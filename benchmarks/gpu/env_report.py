@@ -28,7 +28,7 @@ DRIVER_DIR = Path("/usr/local/nvidia/lib64")
 DRIVER_LIBS = ("libcuda.so.1", "libnvcuvid.so.1", "libnvidia-encode.so.1")
 DISTRIBUTIONS = (
     "cupy-cuda13x", "cupy-cuda12x", "pynvvideocodec", "tensorrt", "tensorrt-cu13", "tensorrt-cu12", "torch",
-    "onnxruntime", "onnx", "numpy", "opencv-python-headless", "opencv-contrib-python-headless", "av",
+    "torchvision", "onnxruntime", "onnx", "numpy", "opencv-python-headless", "opencv-contrib-python-headless", "av",
     "grpcio", "grpcio-health-checking", "grpcio-reflection", "protobuf", "prometheus-client", "pyjwt",
     "pytest", "pytest-asyncio", "pytest-timeout", "psutil", "tqdm",
 )
@@ -134,6 +134,7 @@ def engines() -> dict[str, Any]:
     from facestream.engines import backend, gpu_backend
     from facestream.engines.codec import cpu as cpu_codec
     from facestream.engines.codec import gpu as gpu_codec
+    from facestream.engines.codec.gpu_jpeg import nvjpeg_available
     from facestream.engines.models.tensorrt import available as trt_available
 
     probe = backend.probe_gpu()
@@ -141,6 +142,7 @@ def engines() -> dict[str, Any]:
                            "tensorrt": trt_available()}
     if probe.available:
         out["nvenc"] = {c: gpu_codec.nvenc_caps(c) for c in gpu_codec.NVENC_CODECS.values()}
+    out["nvjpeg"] = nvjpeg_available()
     try:
         import onnxruntime as ort
 
@@ -173,6 +175,7 @@ def _print(report: dict[str, Any]) -> None:
         print("nvdec:", eng["nvdec"][1].splitlines()[0] if eng["nvdec"][1] else eng["nvdec"][0])
         print("pyav:", eng["pyav"][1])
         print("tensorrt:", eng["tensorrt"][1])
+        print("nvjpeg (MJPEG output):", eng["nvjpeg"][1])
         print("onnxruntime providers:", eng["onnxruntime_providers"])
         for p in eng["plan"]["h264"]:
             print(f"plan {p['stage']:8s} {p['device']:6s} {p['engine']}  ({p['reason'].splitlines()[0]})")

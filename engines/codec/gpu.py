@@ -11,9 +11,14 @@ Decoded surfaces reach CuPy zero-copy (DLPack, or the CUDA array interface of th
 library reuses its output surface on the next `Decode`, so each picture is copied (device to
 device, on the session's stream) into a frame the pipeline owns before the next call.
 
+Frames: each decoder puts a picture's Y and UV planes one after the other in one device buffer
+(NV12 as one block), so the frame leaves the device in one copy.
+
 Encode: NVENC where `GetEncoderCaps` reports an encoder for the codec; otherwise (H100, H200,
 A100 have no NVENC) the frame is copied into pinned host memory on the session's stream and
-encoded by the CPU encoders (PyAV). Raw NV12 output is copied to the host the same way.
+encoded by the CPU encoders (PyAV). MJPEG is encoded on the GPU by nvJPEG where torchvision can
+(gpu_jpeg.py), else like H.264 without NVENC. Raw NV12 output stays on the device until it is
+sent: one device-to-host copy per frame into a reused pinned buffer, nothing done on the CPU.
 `Encode`/`EndEncode` return a list of packets (dicts with `data` and `timestamp` in PyNvVideoCodec
 2.2; a bytes-like bitstream in earlier versions): both are taken, one packet per frame.
 
@@ -35,6 +40,7 @@ import numpy as np
 
 from ..frame import Frame
 from . import cpu as cpu_codec
+from . import gpu_jpeg
 from .base import (
     MAX_PICTURE_DELAY,
     Codec,
@@ -205,6 +211,27 @@ def _latency(nvc, codec: Codec, data: bytes):
     return enum.NATIVE if reorders_frames(codec, data) else enum.LOW
 
 
+def device_nv12(cp, width: int, height: int):
+    """(y (H, W), uv (H/2, W/2, 2)): new device planes, views of one NV12 buffer (Y rows, then UV
+    rows), on the current stream."""
+    whole = cp.empty((height * 3 // 2, width), cp.uint8)
+    return whole[:height], whole[height:].reshape(height // 2, width // 2, 2)
+
+
+def nv12_span(frame: Frame):
+    """The frame as one contiguous device array (Y rows, then UV rows) when its planes lie that way
+    in one allocation (as the decoders here make them), else None."""
+    import cupy as cp
+
+    y, uv = frame.y, frame.uv
+    if not (isinstance(y, cp.ndarray) and isinstance(uv, cp.ndarray)):
+        return None
+    adjacent = y.data.mem is uv.data.mem and uv.data.ptr == y.data.ptr + y.nbytes
+    if not (adjacent and y.flags.c_contiguous and uv.flags.c_contiguous):
+        return None
+    return cp.ndarray((y.size + uv.size,), cp.uint8, memptr=y.data)
+
+
 def frame_planes(decoded, cp):
     """(y (H, W), uv (H/2, W/2, 2)) CuPy views of a decoded NV12 surface, without copying."""
     try:
@@ -304,8 +331,7 @@ class NvDecoder:
                 h, w = y.shape
                 if w % 2 or h % 2:
                     raise CodecError(f"frame size {w}x{h} is odd; NV12 processing needs even width and height")
-                fy = cp.empty((h, w), cp.uint8)
-                fuv = cp.empty((h // 2, w // 2, 2), cp.uint8)
+                fy, fuv = device_nv12(cp, w, h)
                 fy[...] = y
                 fuv[...] = uv
                 out.append(Frame(y=fy, uv=fuv, pts=self._take_pts(d), index=self._index))
@@ -424,11 +450,13 @@ class UploadDecoder:
         self.stream = stream
 
     def _up(self, frames: list[Frame]) -> list[Frame]:
-        cp = self._cp
-        with self.stream:
-            for f in frames:
-                f.y = cp.asarray(np.ascontiguousarray(f.y))
-                f.uv = cp.asarray(np.ascontiguousarray(f.uv))
+        for f in frames:
+            h, w = f.y.shape
+            with self.stream:
+                y, uv = device_nv12(self._cp, w, h)
+            y.set(np.ascontiguousarray(f.y), stream=self.stream)
+            uv.set(np.ascontiguousarray(f.uv), stream=self.stream)
+            f.y, f.uv = y, uv
         return frames
 
     def decode(self, data: bytes, pts: int) -> list[Frame]:
@@ -442,21 +470,26 @@ class UploadDecoder:
 
 
 class PinnedHost:
-    """Reusable pinned host buffers for NV12 frames of one size (device -> host on the stream)."""
+    """A reused pinned host buffer for NV12 frames of one size: Y rows, then UV rows."""
 
     def __init__(self, width: int, height: int) -> None:
         import cupy as cp
 
-        self._cp = cp
         n = width * height * 3 // 2
         self._mem = cp.cuda.alloc_pinned_memory(n)
-        buf = np.frombuffer(self._mem, np.uint8, n)
-        self.y = buf[: width * height].reshape(height, width)
-        self.uv = buf[width * height:].reshape(height // 2, width // 2, 2)
+        self.data = np.frombuffer(self._mem, np.uint8, n)
+        self.y = self.data[: width * height].reshape(height, width)
+        self.uv = self.data[width * height:].reshape(height // 2, width // 2, 2)
 
     def fetch(self, frame: Frame, stream) -> tuple[np.ndarray, np.ndarray]:
-        frame.y.get(stream=stream, out=self.y)
-        frame.uv.get(stream=stream, out=self.uv)
+        """The frame's planes, copied here after the work queued on `stream`: in one copy when they
+        are one device buffer, else one copy per plane."""
+        whole = nv12_span(frame)
+        if whole is not None:
+            whole.get(stream=stream, out=self.data)
+        else:
+            frame.y.get(stream=stream, out=self.y)
+            frame.uv.get(stream=stream, out=self.uv)
         stream.synchronize()
         return self.y, self.uv
 
@@ -534,6 +567,10 @@ class NvEncoder:
         """The frame as one contiguous NV12 buffer (luma rows, then chroma rows), as NVENC takes it."""
         cp = self._cp
         y, uv = frame.y, frame.uv
+        whole = nv12_span(frame)
+        if whole is not None:
+            self.stream.synchronize()
+            return whole.reshape(y.shape[0] * 3 // 2, y.shape[1])
         stacked = self._stacked
         if stacked is None:
             with self.stream:
@@ -575,7 +612,8 @@ class NvEncoder:
 
 
 class HostRawEncoder:
-    """Raw NV12 output from device frames (pinned-host copy)."""
+    """Raw NV12 output from device frames: the frame stays on the device until it is sent, then
+    one device-to-host copy into a reused pinned buffer, whose bytes are the packet."""
 
     def __init__(self, settings: EncoderSettings, stream) -> None:
         self.settings = settings
@@ -585,7 +623,12 @@ class HostRawEncoder:
     def encode(self, frame: Frame) -> list[EncodedPacket]:
         check_frame_size(self.settings, frame)
         y, uv = self._host.fetch(frame, self.stream)
-        return [EncodedPacket(nv12_bytes(y, uv, self.settings.width, self.settings.height), frame.pts, True)]
+        s = self.settings
+        if (s.width, s.height) == (frame.width, frame.height):
+            data = self._host.data.tobytes()
+        else:  # an odd-sized picture: its luma rows without the padding column or row
+            data = nv12_bytes(y, uv, s.width, s.height)
+        return [EncodedPacket(data, frame.pts, True)]
 
     def flush(self) -> list[EncodedPacket]:
         return []
@@ -596,13 +639,23 @@ class HostRawEncoder:
 
 @dataclass(frozen=True)
 class EncodePlan:
-    engine: str       # "nvenc", "pinned-host+cpu", "pinned-host"
+    engine: str       # "nvenc", "nvjpeg", "pinned-host+cpu", "pinned-host"
     detail: str
+
+
+RAW_OUTPUT = ("raw NV12 stays in GPU memory until it is sent: one device-to-host copy per frame into a "
+              "reused pinned buffer, nothing done on the CPU")
 
 
 def encode_plan(codec: Codec, gpu_id: int = 0) -> EncodePlan:
     if codec is Codec.RAW_NV12:
-        return EncodePlan("pinned-host", "raw NV12 copied to pinned host memory")
+        return EncodePlan("pinned-host", RAW_OUTPUT)
+    if codec is Codec.MJPEG:
+        ok, why = gpu_jpeg.nvjpeg_available()
+        if ok:
+            return EncodePlan("nvjpeg", why)
+        return EncodePlan("pinned-host+cpu", f"no nvJPEG: {why}; frames copied to pinned host memory and "
+                                             "encoded on the CPU")
     name = NVENC_CODECS.get(codec)
     if name is not None:
         ok, why = nvenc_caps(name, gpu_id)
@@ -626,6 +679,11 @@ def make_encoder(settings: EncoderSettings, stream, gpu_id: int = 0):
             return NvEncoder(settings, stream, gpu_id)
         except Exception as exc:
             log.warning("NVENC encoder could not start (%s); encoding on the CPU", exc)
+    if plan.engine == "nvjpeg":
+        try:
+            return gpu_jpeg.NvJpegEncoder(settings, stream)
+        except Exception as exc:
+            log.warning("nvJPEG encoder could not start (%s); encoding on the CPU", exc)
     if plan.engine == "pinned-host":
         return HostRawEncoder(settings, stream)
     return HostEncoder(settings, stream)
