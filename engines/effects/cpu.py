@@ -23,7 +23,7 @@ from ..vision.face import Face
 from .base import EffectSetting, EffectSettings
 from .draw import draw_faces
 from .filters import gaussian_blur, guided_filter, rgb_to_ycbcr, to_u8, tone_curve
-from .jit import warp_plane
+from .jit import chroma_fx, pull, sharpen, store_u8, warp_plane
 from .masks import FaceRegion
 from .params import (
     BLUSH_MAX,
@@ -93,48 +93,55 @@ def apply_face(y: np.ndarray, uv: np.ndarray, region: FaceRegion, effects: dict[
     uv_roi = uv[cy, cx]
 
     if any(n in effects for n in LUMA_EFFECTS):
-        y[ly, lx] = to_u8(_luma(y_roi, uv_roi, region, effects))
+        _luma(y_roi, uv_roi, region, effects)
     if any(n in effects for n in CHROMA_EFFECTS):
-        uv[cy, cx] = to_u8(_chroma(uv_roi, region, effects))
+        _chroma(uv_roi, region, effects)
     if "slim" in effects or "eyes" in effects:
         warp_face(y, uv, region, effects)
 
 
-def _luma(y_roi: np.ndarray, uv_roi: np.ndarray, region: FaceRegion,
-          effects: dict[str, EffectSetting]) -> np.ndarray:
-    """smooth -> whiten -> sharpen on the face's luma, in float32 (rounded once by the caller)."""
+def _luma(y_roi: np.ndarray, uv_roi: np.ndarray, region: FaceRegion, effects: dict[str, EffectSetting]) -> None:
+    """smooth -> whiten -> sharpen on the face's luma in float32, rounded once into `y_roi` (a view of the plane).
+    The blends are compiled loops with NumPy's float32 arithmetic (jit.py), so there are no temporaries per step."""
     out = y_roi.astype(np.float32)
-    for name in (n for n in LUMA_EFFECTS if n in effects):
-        s = effects[name].strength
-        if name == "smooth":
-            skin = region.skin(uv_roi)
-            radius = max(2, int(round(SMOOTH_RADIUS * region.size)))
-            q = guided_filter(out, radius, SMOOTH_EPS * SMOOTH_EPS)
-            out += (s * SMOOTH_MAX) * skin * (q - out)
-        elif name == "whiten":
-            skin = region.skin(uv_roi)
-            out += skin * (tone_curve(out, 1.0 + WHITEN_BETA * s) - out)
-        else:
-            oval, _ = region.geometry()
-            w = oval * (1.0 - region.skin(uv_roi))
-            out += (s * SHARPEN_AMOUNT) * w * (out - gaussian_blur(out, SHARPEN_SIGMA))
-    return out
+    skin = region.skin(uv_roi)
+    if "smooth" in effects:
+        radius = max(2, int(round(SMOOTH_RADIUS * region.size)))
+        q = guided_filter(out, radius, SMOOTH_EPS * SMOOTH_EPS)
+        pull(out, q, skin, np.float32(effects["smooth"].strength * SMOOTH_MAX))
+    if "whiten" in effects:
+        pull(out, tone_curve(out, 1.0 + WHITEN_BETA * effects["whiten"].strength), skin, np.float32(1.0))
+    if "sharpen" in effects:
+        oval, _ = region.geometry()
+        k = np.float32(effects["sharpen"].strength * SHARPEN_AMOUNT)
+        sharpen(out, gaussian_blur(out, SHARPEN_SIGMA), oval, skin, k)
+    store_u8(y_roi, out)
 
 
-def _chroma(uv_roi: np.ndarray, region: FaceRegion, effects: dict[str, EffectSetting]) -> np.ndarray:
-    """blush -> lips on the face's chroma, in float32 (rounded once by the caller)."""
-    out = uv_roi.astype(np.float32)
-    for name in (n for n in CHROMA_EFFECTS if n in effects):
-        s = effects[name].strength
-        p = effect_params(effects[name])
-        _, cb, cr = rgb_to_ycbcr(p["r"], p["g"], p["b"])
-        target = np.array([cb, cr], np.float32)
-        if name == "blush":
-            w = (s * BLUSH_MAX) * region.cheeks_c() * region.skin_c(uv_roi)
-        else:
-            w = (s * LIPS_MAX) * region.lips_c()
-        out += w[..., None] * (target - out)
-    return out
+_NO_MASK = np.zeros((0, 0), np.float32)  # the masks of a chroma effect that is off (never read)
+_NO_COLOUR = np.zeros(2, np.float32)
+
+
+def _chroma(uv_roi: np.ndarray, region: FaceRegion, effects: dict[str, EffectSetting]) -> None:
+    """blush -> lips on the face's chroma in float32, rounded once into `uv_roi` (a view of the plane) in one
+    compiled pass; every mask reads `uv_roi` before that pass writes to it."""
+    cheeks = skin_c = lips = _NO_MASK
+    blush_k = lips_k = np.float32(0.0)  # 0: effect off
+    blush_t = lips_t = _NO_COLOUR
+    if "blush" in effects:
+        cheeks, skin_c = region.cheeks_c(), region.skin_c(uv_roi)
+        blush_k, blush_t = _pull_towards(effects["blush"], BLUSH_MAX)
+    if "lips" in effects:
+        lips = region.lips_c()
+        lips_k, lips_t = _pull_towards(effects["lips"], LIPS_MAX)
+    chroma_fx(uv_roi, cheeks, skin_c, blush_k, blush_t, lips, lips_k, lips_t)
+
+
+def _pull_towards(setting: EffectSetting, most: float) -> tuple[np.float32, np.ndarray]:
+    """A chroma effect's weight factor (strength * most) and target (Cb, Cr) (its colour), in float32."""
+    p = effect_params(setting)
+    _, cb, cr = rgb_to_ycbcr(p["r"], p["g"], p["b"])
+    return np.float32(setting.strength * most), np.array([cb, cr], np.float32)
 
 
 def warp_face(y: np.ndarray, uv: np.ndarray, region: FaceRegion, effects: dict[str, EffectSetting]) -> None:

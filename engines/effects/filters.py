@@ -1,7 +1,8 @@
 """Pixel filters of the CPU reference, written so each has one exact definition.
 
 Every function works on float32 arrays and documents its arithmetic (window, border rule,
-rounding), so that a per-pixel GPU kernel can reproduce it to within one code value.
+rounding), so that a per-pixel GPU kernel can reproduce it to within one code value. Window filters
+are OpenCV's; the per-pixel steps between them are compiled loops (jit.py) with NumPy's float32 arithmetic.
 """
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ import math
 
 import cv2
 import numpy as np
+
+from . import jit
 
 # Border rule of every window operation here: reflect-101 (gfedcb|abcdefgh|gfedcba), OpenCV's default.
 BORDER = cv2.BORDER_REFLECT_101
@@ -46,29 +49,31 @@ def gaussian_blur(img: np.ndarray, sigma: float) -> np.ndarray:
 def guided_filter(i: np.ndarray, r: int, eps: float) -> np.ndarray:
     """Self-guided filter (He et al. 2010) of float32 image `i` with box radius `r`, regulariser `eps`.
 
-        m  = box(i),  v = box(i*i) - m*m
+        m  = box(i),  v = max(box(i*i) - m*m, 0)
         a  = v / (v + eps),  b = m - a*m
         q  = box(a) * i + box(b)
 
-    Flat areas (v << eps) become their local mean, edges (v >> eps) are kept.
+    Flat areas (v << eps) become their local mean, edges (v >> eps) are kept. Each pair of box filters runs
+    as one two-channel pass (the same sums as two one-channel passes); the steps between them are compiled loops.
     """
-    m = box_mean(i, r)
-    v = box_mean(i * i, r) - m * m
-    np.maximum(v, 0.0, out=v)
-    a = v / (v + np.float32(eps))
-    b = m - a * m
-    return box_mean(a, r) * i + box_mean(b, r)
+    mv = box_mean(jit.stack_square(i), r)
+    jit.guided_ab(mv, np.float32(eps))
+    return jit.guided_q(box_mean(mv, r), i)
 
 
 def tone_curve(y: np.ndarray, beta: float) -> np.ndarray:
     """Log lift of limited-range luma: x = clip((y-16)/219, 0, 1); y' = 16 + 219 log(1+(beta-1)x)/log(beta).
 
-    beta = 1 is the identity; larger beta lifts the mid tones and leaves black and white fixed.
+    beta = 1 is the identity; larger beta lifts the mid tones and leaves black and white fixed. In float32,
+    with NumPy's vectorised log1p between the compiled steps: a compiled loop's log1p is the C library's,
+    whose last bit differs from NumPy's on about a third of the arguments.
     """
     if beta <= 1.0:
         return y.astype(np.float32, copy=True)
-    x = np.clip((y - 16.0) / 219.0, 0.0, 1.0)
-    return (16.0 + 219.0 * np.log1p((beta - 1.0) * x) / math.log(beta)).astype(np.float32)
+    lifted = jit.tone_arg(y, np.float32(beta - 1.0))
+    np.log1p(lifted, out=lifted)
+    jit.tone_value(lifted, np.float32(math.log(beta)))
+    return lifted
 
 
 def rgb_to_ycbcr(r: float, g: float, b: float) -> tuple[float, float, float]:
@@ -77,9 +82,3 @@ def rgb_to_ycbcr(r: float, g: float, b: float) -> tuple[float, float, float]:
     cb = 128.0 + (-37.797 * r - 74.203 * g + 112.0 * b) / 255.0
     cr = 128.0 + (112.0 * r - 93.786 * g - 18.214 * b) / 255.0
     return y, cb, cr
-
-
-def smoothstep(e0: float, e1: float, x: np.ndarray) -> np.ndarray:
-    """Hermite step: 0 below e0, 1 above e1, 3t^2 - 2t^3 between."""
-    t = np.clip((x - e0) / (e1 - e0), 0.0, 1.0)
-    return t * t * (3.0 - 2.0 * t)

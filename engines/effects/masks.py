@@ -14,16 +14,20 @@ All masks are float32 in 0..1 over the face ROI. The skin mask is
     skin     = geometry * chroma(nearest chroma pixel)
 
 with s_f = FEATHER * face size, and the reference chroma the mean over two small cheek discs.
+Polygons and Gaussians are OpenCV's; the per-pixel steps are compiled loops (jit.py) with NumPy's
+float32 arithmetic, so a face's masks cost a few calls rather than dozens of array temporaries.
 """
 from __future__ import annotations
 
+import functools
 import math
 
 import cv2
 import numpy as np
 
-from . import mesh
-from .filters import gaussian_blur, smoothstep
+from . import jit, mesh
+from .filters import gaussian_blur
+from .jit import down2  # mean of each 2x2 block: luma-resolution mask to chroma resolution
 
 MARGIN = 0.30  # ROI margin around the landmarks, as a fraction of the face size
 FEATHER = 0.02  # Gaussian sigma of mask edges, fraction of the face size
@@ -81,13 +85,17 @@ class FaceRegion:
 
     def _poly(self, idx) -> np.ndarray:
         """Polygon in ROI luma pixel-index coordinates, fixed point with 4 fractional bits."""
-        p = self.pts[list(idx)] - (self.x0 + 0.5, self.y0 + 0.5)
-        return np.round(p * 16.0).astype(np.int32)
+        if "fixed" not in self._cache:  # all landmarks at once: one conversion per face, not one per polygon
+            self._cache["fixed"] = np.round((self.pts - (self.x0 + 0.5, self.y0 + 0.5)) * 16.0).astype(np.int32)
+        return self._cache["fixed"][_indices(tuple(idx))]
+
+    def _draw(self, mask: np.ndarray, polys, value: int) -> np.ndarray:
+        cv2.fillPoly(mask, [self._poly(p) for p in polys], value, lineType=cv2.LINE_8, shift=4)
+        return mask
 
     def fill(self, *polys) -> np.ndarray:
-        out = np.zeros(self.shape, np.uint8)
-        cv2.fillPoly(out, [self._poly(p) for p in polys], 1, lineType=cv2.LINE_8, shift=4)
-        return out.astype(np.float32)
+        """uint8 mask over the ROI: 1 on the pixels the polygons cover, 0 elsewhere."""
+        return self._draw(np.zeros(self.shape, np.uint8), polys, 1)
 
     @property
     def feather_sigma(self) -> float:
@@ -98,51 +106,32 @@ class FaceRegion:
     def geometry(self) -> tuple[np.ndarray, np.ndarray]:
         """(oval, geometry) at luma resolution: the feathered face oval, and the oval minus the features."""
         if "geometry" not in self._cache:
-            both = np.dstack(
-                [
-                    self.fill(mesh.FACE_OVAL),
-                    self.fill(
-                        mesh.RIGHT_EYE, mesh.LEFT_EYE, mesh.RIGHT_BROW, mesh.LEFT_BROW,
-                        mesh.LIPS_OUTER, mesh.NOSTRILS,
-                    ),
-                ]
+            both = jit.stack_masks(
+                self.fill(mesh.FACE_OVAL),
+                self.fill(
+                    mesh.RIGHT_EYE, mesh.LEFT_EYE, mesh.RIGHT_BROW, mesh.LEFT_BROW, mesh.LIPS_OUTER, mesh.NOSTRILS,
+                ),
             )
-            both = gaussian_blur(both, self.feather_sigma)
-            oval = both[..., 0]
-            features = np.minimum(1.0, 2.0 * both[..., 1])
-            self._cache["oval"] = oval
-            self._cache["geometry"] = oval * (1.0 - features)
+            self._cache["oval"], self._cache["geometry"] = jit.oval_geometry(
+                gaussian_blur(both, self.feather_sigma))
         return self._cache["oval"], self._cache["geometry"]
 
     def reference_chroma(self, uv_roi: np.ndarray) -> np.ndarray:
         """Mean (Cb, Cr) over two discs of radius CHEEK_DISC * size centred on the cheek landmarks."""
-        xs, ys = self.chroma_grid()
-        r2 = (CHEEK_DISC * self.size) ** 2
-        sel = np.zeros(uv_roi.shape[:2], bool)
-        for i in (mesh.RIGHT_CHEEK, mesh.LEFT_CHEEK):
-            c = self.pts[i]
-            sel |= (xs - c[0]) ** 2 + (ys - c[1]) ** 2 <= r2
-        if not sel.any():
-            return np.array([110.0, 150.0], np.float32)
-        return uv_roi[sel].astype(np.float32).mean(axis=0)
+        mean, n = jit.disc_mean(uv_roi, self.x0 // 2, self.y0 // 2, self._cheeks(), (CHEEK_DISC * self.size) ** 2)
+        return mean if n else np.array([110.0, 150.0], np.float32)
 
     def skin_chroma(self, uv_roi: np.ndarray) -> np.ndarray:
         """Chroma skin likelihood at chroma resolution: 1 near the reference chroma, 0 far from it."""
         if "skin_chroma" not in self._cache:
-            ref = self.reference_chroma(uv_roi)
-            d = uv_roi.astype(np.float32) - ref
-            dist = np.sqrt(d[..., 0] * d[..., 0] + d[..., 1] * d[..., 1])
-            self._cache["skin_chroma"] = 1.0 - smoothstep(SKIN_T0, SKIN_T1, dist)
+            self._cache["skin_chroma"] = jit.skin_chroma(
+                uv_roi, self.reference_chroma(uv_roi), np.float32(SKIN_T0), np.float32(SKIN_T1 - SKIN_T0))
         return self._cache["skin_chroma"]
 
     def skin(self, uv_roi: np.ndarray) -> np.ndarray:
         """Skin mask at luma resolution (geometry times the chroma test of the co-sited chroma pixel)."""
         if "skin" not in self._cache:
-            _, geometry = self.geometry()
-            c = self.skin_chroma(uv_roi)
-            hc, wc = c.shape
-            # each chroma value repeated over its 2x2 luma block (same values as np.repeat on both axes)
-            self._cache["skin"] = (geometry.reshape(hc, 2, wc, 2) * c[:, None, :, None]).reshape(geometry.shape)
+            self._cache["skin"] = jit.skin_luma(self.geometry()[1], self.skin_chroma(uv_roi))
         return self._cache["skin"]
 
     def skin_c(self, uv_roi: np.ndarray) -> np.ndarray:
@@ -152,7 +141,8 @@ class FaceRegion:
     def lips_c(self) -> np.ndarray:
         """Soft lip mask at chroma resolution: outer lip contour minus the mouth opening."""
         if "lips_c" not in self._cache:
-            m = np.clip(self.fill(mesh.LIPS_OUTER) - self.fill(mesh.LIPS_INNER), 0.0, 1.0)
+            # the outer contour with the opening cleared: clip(outer - inner, 0, 1)
+            m = self._draw(self.fill(mesh.LIPS_OUTER), (mesh.LIPS_INNER,), 0).astype(np.float32)
             width = float(np.linalg.norm(self.pts[61] - self.pts[291]))
             m = gaussian_blur(m, max(1.0, 0.03 * width))
             self._cache["lips_c"] = down2(m)
@@ -160,18 +150,16 @@ class FaceRegion:
 
     def cheeks_c(self) -> np.ndarray:
         """Blush weight at chroma resolution: (1 - (d/R)^2)^2 inside discs of radius R around the cheeks."""
-        xs, ys = self.chroma_grid()
         radius = BLUSH_RADIUS * self.size
-        w = np.zeros((ys.shape[0], xs.shape[1]), np.float32)
-        for i in (mesh.RIGHT_CHEEK, mesh.LEFT_CHEEK):
-            c = self.pts[i]
-            u = ((xs - c[0]) ** 2 + (ys - c[1]) ** 2) / (radius * radius)
-            w = np.maximum(w, np.where(u < 1.0, (1.0 - u) ** 2, 0.0).astype(np.float32))
-        return w
+        h, w = self.shape
+        return jit.cheek_weights(self.x0 // 2, self.y0 // 2, h // 2, w // 2, self._cheeks(), radius * radius)
+
+    def _cheeks(self) -> np.ndarray:
+        """The cheek landmarks (right, left) as a (2, 2) float64 array."""
+        return self.pts[[mesh.RIGHT_CHEEK, mesh.LEFT_CHEEK]]
 
 
-def down2(m: np.ndarray) -> np.ndarray:
-    """Mean of each 2x2 block (luma-resolution mask to chroma resolution)."""
-    h, w = m.shape[0] // 2 * 2, m.shape[1] // 2 * 2
-    m = m[:h, :w]
-    return 0.25 * (m[0::2, 0::2] + m[1::2, 0::2] + m[0::2, 1::2] + m[1::2, 1::2])
+@functools.cache
+def _indices(idx: tuple[int, ...]) -> np.ndarray:
+    """A mesh index set (a tuple of mesh.py) as an index array, converted once."""
+    return np.array(idx, np.intp)
