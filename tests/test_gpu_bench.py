@@ -1,4 +1,4 @@
-"""The GPU benchmark (benchmarks/gpu_bench.py) run end to end on the CPU backend with tiny sizes:
+"""The GPU benchmark (benchmarks/gpu_bench/) run end to end on the CPU backend with tiny sizes:
 every section runs for real (a real server and real SDK clients included) and the JSON has every
 field the GPU run reports; its input is the tiled clip with 1 to 4 faces; its stream search ends
 where it should; without a GPU the gpu run says so and exits 3."""
@@ -10,7 +10,11 @@ import sys
 
 import pytest
 
-from facestream.benchmarks import gpu_bench
+from facestream.benchmarks.gpu_bench.config import NO_GPU
+from facestream.benchmarks.gpu_bench.report import Deadline
+from facestream.benchmarks.gpu_bench.stream_ramp import _next_count
+from facestream.benchmarks.gpu_bench.summary import goals
+from facestream.benchmarks.gpu_bench.tiled_input import annexb_packets, face_tiles, make_input
 from facestream.engines.backend import probe_gpu
 
 from support import CLIP
@@ -116,7 +120,7 @@ def test_the_gpu_run_without_a_gpu_says_so(tmp_path):
     out = tmp_path / "gpu.json"
     proc = subprocess.run([sys.executable, "-m", "facestream.benchmarks.gpu_bench", "--out", str(out)],
                           capture_output=True, text=True, timeout=120)
-    assert proc.returncode == gpu_bench.NO_GPU, proc.stderr[-2000:]
+    assert proc.returncode == NO_GPU, proc.stderr[-2000:]
     assert json.loads(out.read_text())["skipped"].startswith("no GPU: ")
 
 
@@ -125,7 +129,7 @@ def test_the_stream_search_stops_within_an_eighth():
 
     def search(capacity: int, start: int = 8, limit: int = 96) -> tuple[int, list[int]]:
         lo, hi, tried = 0, None, []
-        while (n := gpu_bench._next_count(lo, hi, start, limit)) is not None:
+        while (n := _next_count(lo, hi, start, limit)) is not None:
             tried.append(n)
             lo, hi = (n, hi) if n <= capacity else (lo, n)
         return lo, tried
@@ -149,17 +153,17 @@ def test_the_tiled_input_shows_one_to_four_faces(tmp_path):
     from facestream.engines.vision.cpu import CpuVision
 
     path = tmp_path / "tiles.mp4"
-    info = gpu_bench.make_input(CLIP, path, (640, 360), 60, gpu_bench.Deadline(120))
+    info = make_input(CLIP, path, (640, 360), 60, Deadline(120))
     assert info["frames"] == 60 and info["frames_by_tiles_showing_the_singer"] == {1: 15, 2: 15, 3: 15, 4: 15}
     vision = CpuVision(max_faces=4, smoothing=False, detect_every=1)
     agree = 0
     with av.open(str(path)) as c:
         for i, f in enumerate(c.decode(video=0)):
             y, uv, _ = nv12_planes(f)
-            agree += len(vision.process(Frame(y, uv, pts=i, index=i))) == len(gpu_bench.face_tiles(i))
+            agree += len(vision.process(Frame(y, uv, pts=i, index=i))) == len(face_tiles(i))
     vision.close()
     assert agree >= 57, f"faces matched the tiles showing the singer in {agree} of 60 frames"
-    assert len(gpu_bench.annexb_packets(path)) == 60
+    assert len(annexb_packets(path)) == 60
 
 
 def test_the_goals_say_what_bounds_each_figure():
@@ -173,7 +177,7 @@ def test_the_goals_say_what_bounds_each_figure():
             "ramp_nv12": {"sustained_streams": 48, "exact": True, "fails_at": 64, "p99_ms_at_sustained": 41.0,
                           "steps": [step]},
             "ramp_h264": {"sustained_streams": 9, "exact": False, "p99_ms_at_sustained": 44.0}}
-    g = gpu_bench.goals(data)
+    g = goals(data)
     assert g["pipeline_over_decode"] == {"nv12": 0.84, "h264": 0.3, "mjpeg": None, "goal_nv12": 0.8, "met": True}
     raw = g["streams_1080p30_nv12"]
     assert raw["value"] == 48 and raw["met"] is False and raw["p99_ms"] == 41.0

@@ -13,7 +13,7 @@
 #   gpu-tests  pytest -m "gpu or tensorrt" tests/gpu tests/test_gpu_output*.py tests/test_gpu_runners.py  pytest-gpu.xml, .log
 #   cpu-tests  the CPU-side checks of the GPU code (kernels compile, backend choice, batching)
 #                                                                                pytest-cpu.log
-#   gpu-bench  benchmarks/gpu_bench.py (its sections and their budgets: its docstring)
+#   gpu-bench  benchmarks/gpu_bench/ (its sections and their budgets: its docstring)
 #                                                                                gpu_bench.json, .log
 # plus run.log (all output) and summary.txt (per phase: pass, fail, timeout or skipped): 8 files.
 # Budgets in seconds (environment): SETUP_S 30, ENV_S 30, GPU_TESTS_S 130, CPU_TESTS_S 60,
