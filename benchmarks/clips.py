@@ -19,10 +19,12 @@ def parse_size(text: str) -> tuple[int, int]:
 
 
 def scaled_clip(clip: Path, size: tuple[int, int], folder: Path) -> Path:
-    """`clip` scaled to `size` (bicubic), H.264 at near-transparent quality (CRF 16), same frame rate
-    and timestamps, written to `folder` once and reused while the source is unchanged."""
+    """`clip` scaled to `size` (bicubic), H.264 Constrained Baseline (no B-frames: as a live source, and as
+    the shared clip, whose pictures are never reordered, so the decoder holds none back) at near-transparent
+    quality (CRF 16), same frame rate and timestamps, written to `folder` once and reused while the source
+    is unchanged."""
     w, h = size
-    out_path = folder / f"{clip.stem}-{w}x{h}.mp4"
+    out_path = folder / f"{clip.stem}-{w}x{h}-baseline.mp4"
     if out_path.exists() and out_path.stat().st_mtime >= clip.stat().st_mtime:
         return out_path
     folder.mkdir(parents=True, exist_ok=True)
@@ -33,7 +35,7 @@ def scaled_clip(clip: Path, size: tuple[int, int], folder: Path) -> Path:
         enc = dst.add_stream("libx264", rate=rate)
         enc.width, enc.height, enc.pix_fmt = w, h, "yuv420p"
         enc.time_base = sin.time_base
-        enc.options = {"crf": "16", "preset": "medium"}
+        enc.options = {"crf": "16", "preset": "medium", "profile": "baseline"}
         for frame in src.decode(sin):
             scaled = frame.reformat(width=w, height=h, format="yuv420p", interpolation="BICUBIC")
             scaled.pts, scaled.time_base = frame.pts, frame.time_base
