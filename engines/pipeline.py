@@ -68,6 +68,11 @@ class FrameInFlight:
         self.timings[QUEUED] = max(0.0, total - sum(self.timings.get(stage, 0.0) for stage in Stage))
 
 
+# Weight of the newest frame in expected_vision_s: about the last two or three frames count, so a face
+# that comes into view (one more mesh per frame) is in the estimate within a frame or two.
+VISION_WEIGHT = 0.5
+
+
 def _ms(start: float) -> float:
     return (time.perf_counter() - start) * 1000.0
 
@@ -92,6 +97,9 @@ class DecodeStage:
         self.settings = settings
         self.max_width, self.max_height = max_width, max_height
         self.carry = FaceCarry()
+        # What vision took on the recent frames (seconds, exponentially weighted): what the next is expected to take.
+        self.expected_vision_s = 0.0
+        self.just_skipped = False     # whether the last frame skipped vision
 
     def update_effects(self, settings: EffectSettings) -> None:
         self.settings = settings
@@ -115,12 +123,15 @@ class DecodeStage:
             self._check_size(frame)
             item = FrameInFlight(frame, arrived, self.settings)
             item.timings[Stage.DECODE] = decode_ms / max(1, len(frames))
+            self.just_skipped = skip
             if skip:
                 self._skip_vision(item)
             elif self.report_faces or item.settings.active:
                 t = time.perf_counter()
                 item.faces = self.vision.process(frame)
-                item.timings[Stage.VISION] = _ms(t)
+                took = time.perf_counter() - t
+                item.timings[Stage.VISION] = took * 1000.0
+                self.expected_vision_s += VISION_WEIGHT * (took - self.expected_vision_s)
                 self.carry.remember(frame.index, item.faces)
             out.append(item)
         return out

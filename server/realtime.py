@@ -2,8 +2,11 @@
 letting the effects switch off and on.
 
 A frame's age counts from its packet's arrival; the budget is --realtime-latency-ms.
-- Vision late: a frame older than the budget when vision would start (or with the input queue about
-  to fill, which would stop the reader) skips vision. It still gets its effects, on the faces carried
+- Vision late: a frame older than the budget when vision would start, or any frame while the input
+  queue is about to fill (which would stop the reader), skips vision; so does one expected to be older
+  than the budget when its vision ends (its age plus the session's recent vision time: a frame with
+  four faces costs four meshes) unless the frame before it skipped vision too, so that under a
+  steady load vision runs on every other frame. It still gets its effects, on the faces carried
   from the last frames vision ran on, moved with their motion and marked as carried (at most
   MAX_CARRY_FRAMES past a face's last fresh frame; engines/vision/face.py). Only a frame with no face
   to carry is passed through unprocessed: there is nothing on it to beautify, so nothing flickers.
@@ -38,10 +41,19 @@ class RealtimePolicy:
     def _age(self, arrived: float) -> float:
         return time.perf_counter() - arrived
 
-    def skip_vision(self, arrived: float, backlog: asyncio.Queue) -> bool:
+    def skip_vision(self, arrived: float, backlog: asyncio.Queue, vision_s: float = 0.0,
+                    just_skipped: bool = False) -> bool:
         """Whether the frames of a packet that arrived at `arrived` skip vision (and take carried faces);
-        `backlog`: the queue the packet came from."""
-        return self.enabled and (self._age(arrived) > self._vision_budget or _nearly_full(backlog))
+        `backlog`: the queue the packet came from; `vision_s`: what vision is expected to take;
+        `just_skipped`: whether the frame before skipped it."""
+        if not self.enabled:
+            return False
+        age = self._age(arrived)
+        if age > self._vision_budget or _nearly_full(backlog):
+            return True
+        # expected to end late: skipped, but never two frames in a row for a forecast alone, so vision
+        # still runs on every other frame and the faces carried stay fresh
+        return not just_skipped and age + vision_s > self._vision_budget
 
     def too_late_for_effects(self, item: FrameInFlight) -> bool:
         """Whether the frame is already past the drop budget when its effects would start: it is dropped."""

@@ -104,7 +104,8 @@ class Session:
             if isinstance(item, EffectSettings):
                 self._decode.update_effects(item)
                 continue
-            skip = self._policy.skip_vision(item.arrived, self._to_decode)
+            skip = self._policy.skip_vision(item.arrived, self._to_decode, self._decode.expected_vision_s,
+                                            self._decode.just_skipped)
             await self._decoded(await self._runner.call(
                 f"decoding the packet with pts {item.pts} and finding its faces",
                 self._decode.push, item.data, item.pts, item.arrived, skip))

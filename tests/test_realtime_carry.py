@@ -252,3 +252,20 @@ def test_tracking_after_skipped_frames_times_its_filters_by_the_gap(photo, monke
     iod = np.linalg.norm(ref[0].landmarks[263, :2] - ref[0].landmarks[33, :2])
     assert lag < 0.05 * iod, (lag, iod)
     v.close()
+
+
+def test_vision_is_skipped_when_late_or_expected_late_but_runs_on_every_other_frame_for_a_forecast():
+    from facestream.server.realtime import RealtimePolicy
+
+    policy = RealtimePolicy(True, latency_ms=20)
+    queue: asyncio.Queue = asyncio.Queue(8)
+    now = time.perf_counter()
+    assert not policy.skip_vision(now, queue)                                # young, nothing expected
+    assert policy.skip_vision(now - 0.025, queue, just_skipped=True)         # already late: always
+    assert policy.skip_vision(now - 0.005, queue, vision_s=0.020)            # late by the end of its vision
+    assert not policy.skip_vision(now - 0.005, queue, vision_s=0.020, just_skipped=True)  # ... not twice in a row
+    assert not policy.skip_vision(now - 0.005, queue, vision_s=0.010)        # on time
+    for _ in range(queue.maxsize - 1):
+        queue.put_nowait(None)
+    assert policy.skip_vision(now, queue, just_skipped=True)                 # the reader is about to stop
+    assert not RealtimePolicy(False, latency_ms=20).skip_vision(now - 1.0, queue, vision_s=1.0)
