@@ -169,7 +169,7 @@ def machine_description() -> dict[str, Any]:
         "memory_gib": round(psutil.virtual_memory().total / 2**30, 1) if psutil else None,
         "os": platform.platform(),
         "python": platform.python_version(),
-        "packages": {n: _version(n) for n in ("facestream", "grpcio", "protobuf", "av", "numpy", "onnxruntime",
+        "packages": {n: _version(n) for n in ("facestream", "grpcio", "protobuf", "av", "numpy", "onnxruntime", "numba",
                                               "opencv-contrib-python-headless", "psutil", "matplotlib")},
         "load_average_at_start": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
     }

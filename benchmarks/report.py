@@ -177,21 +177,23 @@ def markdown(result: dict[str, Any], images: list[str]) -> str:
     if result.get("paced"):
         lines += ["## Streams at the source frame rate", "",
                   "| streams | p50 ms | p90 ms | p99 ms | max ms | fps in | fps out | not processed | "
-                  "CPU % (all cores) | other processes, % of a core | holds |",
-                  "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+                  "with carried faces | CPU % (all cores) | other processes, % of a core | holds |",
+                  "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
         for s in result["paced"]:
             lat, t = s["latency_ms"], s["throughput_fps"]
             cpu = (s.get("utilisation") or {}).get("cpu_percent_all_cores") or {}
             unproc = s["dropped_frames"] + s["passed_through_frames"]
             other = (s.get("utilisation") or {}).get("other_processes_cpu_percent_one_core") or {}
+            carried = sum((st or {}).get("frames_carried", 0) for st in s.get("server_stats", []))
             lines.append(f"| {s['streams']} | {_f(lat['p50'])} | {_f(lat['p90'])} | {_f(lat['p99'])} | "
-                         f"{_f(lat['max'])} | {_f(t['in'])} | {_f(t['out'])} | {unproc} | "
+                         f"{_f(lat['max'])} | {_f(t['in'])} | {_f(t['out'])} | {unproc} | {carried} | "
                          f"{_f(cpu.get('mean'), '{:.0f}')} | "
                          f"{_f(other.get('mean'), '{:.0f}')} | {'yes' if s['holds'] else 'no'} |")
         lines += ["", "Latency is per frame from the client handing the packet to gRPC to the client receiving the "
                   "processed packet, so it includes the network and gRPC's buffers. fps in counts packets handed "
                   "to gRPC: when the server falls behind it stops reading, and packets wait in the flow-control "
-                  "buffers. Not processed: frames passed through or dropped by the real-time policy.", ""]
+                  "buffers. Not processed: frames passed through or dropped by the real-time policy; with carried "
+                  "faces: frames processed with faces carried from an earlier frame (real-time policy).", ""]
     if result.get("throughput"):
         s = result["throughput"]["summary"]
         lines += ["## Server time per frame (mean ms, from the response timings)", "",
