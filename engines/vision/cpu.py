@@ -1,6 +1,7 @@
 """CPU vision: the face tracker on ONNX Runtime's CPU provider, inputs cut by OpenCV on the host."""
 from __future__ import annotations
 
+import cv2
 import numpy as np
 
 from ..frame import Frame
@@ -12,7 +13,17 @@ from .base import Detection
 from .face import Face
 from .ort_runner import OrtRunner
 from .resample import InputMaker
-from .tracker import IDLE_DETECT_EVERY, FaceTracker, TrackerSettings
+from .tracker import IDLE_DETECT_EVERY, THUMB, FaceTracker, TrackerSettings
+
+
+def thumbnail(y: np.ndarray, box: np.ndarray) -> np.ndarray | None:
+    """The luma inside `box`, area-averaged to THUMB x THUMB (the tracker's still-face test)."""
+    h, w = y.shape
+    x0, y0 = max(0, int(box[0])), max(0, int(box[1]))
+    x1, y1 = min(w, int(np.ceil(box[2]))), min(h, int(np.ceil(box[3])))
+    if x1 - x0 < THUMB or y1 - y0 < THUMB:
+        return None
+    return cv2.resize(y[y0:y1, x0:x1], (THUMB, THUMB), interpolation=cv2.INTER_AREA).astype(np.float32)
 
 
 class CpuVision:
@@ -23,15 +34,17 @@ class CpuVision:
     through it); otherwise detector only, on every frame. detector: "short" (faces within ~2 m,
     128x128) or "full" (up to ~5 m, 192x192). precision: "fp32" or "int8". threads: ONNX Runtime
     intra-op threads. The ONNX Runtime inferences come from the store, shared by all instances:
-    creating one is cheap. parallel: run the meshes of the tracked faces of a frame side by side
-    (shorter latency for frames with several faces, same work).
+    creating one is cheap. parallel: run the detector and the meshes of the tracked faces of a frame
+    side by side (shorter latency for frames with several faces, same work). keep_still: a face that
+    has barely changed since its last mesh keeps its landmarks for a frame (reported carried) instead
+    of a mesh (tracker.STILL_MAD).
     """
 
     def __init__(self, max_faces: int = 4, detect_every: int = 10, with_landmarks: bool = True,
                  detector: str = DEFAULT_DETECTOR, precision: str = CPU_DEFAULT_PRECISION, threads: int = 1,
                  smoothing: bool = True, fps: float = 30.0, min_score: float = 0.5,
                  store: ModelStore | None = None, min_cutoff: float = 1.0, beta: float = 20.0,
-                 idle_detect_every: int = IDLE_DETECT_EVERY, parallel: bool = True):
+                 idle_detect_every: int = IDLE_DETECT_EVERY, parallel: bool = True, keep_still: bool = True):
         detector_spec(detector)
         if precision not in ("fp32", "int8"):
             raise ValueError(f"precision must be 'fp32' or 'int8', not {precision!r}")
@@ -44,7 +57,8 @@ class CpuVision:
             return OrtRunner(store.inference(model, precision, threads), SPECS[model])
 
         self.tracker = FaceTracker(runner(detector), runner("mesh") if with_landmarks else None, InputMaker,
-                                   settings, map_faces=face_pool().map if parallel else map)
+                                   settings, map_faces=face_pool().map if parallel else map,
+                                   thumbnail=thumbnail if keep_still else None)
         self.stats = self.tracker.stats
 
     def process(self, frame: Frame) -> list[Face]:

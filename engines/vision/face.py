@@ -61,9 +61,17 @@ class FaceCarry:
         self._prev: dict[int, tuple[int, Face]] = {}   # the same for the fresh frame before it
 
     def remember(self, index: int, faces: list[Face]) -> None:
-        """Takes the faces vision measured in frame `index`."""
-        self._prev = {f.id: self._last[f.id] for f in faces if f.id in self._last}
-        self._last = {f.id: (index, f) for f in faces}
+        """Takes the faces vision reported for frame `index`, each as of the frame it was measured in (a
+        still face keeps an earlier frame's landmarks, from its own carried_from)."""
+        last = {f.id: (index if f.carried_from is None else f.carried_from, f) for f in faces}
+        prev = {}
+        for track, (seen, _) in last.items():
+            before = self._last.get(track)
+            if before is not None and before[0] < seen:
+                prev[track] = before
+            elif track in self._prev:          # measured in the same frame as before: same motion
+                prev[track] = self._prev[track]
+        self._prev, self._last = prev, last
 
     def carry(self, index: int) -> list[Face]:
         """The remembered faces moved into frame `index`; none last measured more than max_age frames before it."""

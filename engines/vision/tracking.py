@@ -55,5 +55,9 @@ class Track:
     score: float = 0.0
     raw: np.ndarray | None = None            # the last mesh's landmarks (468, 3), before smoothing
     good_roi: Roi | None = None              # the region of the last mesh that found the face
+    measured: int = 0                        # Frame.index of the last mesh that found the face
+    kept: int = 0                            # frames since then whose mesh was skipped (a still face)
+    anchor: np.ndarray | None = None         # the face's thumbnail in frame `measured` (still-face test)
+    anchor_box: np.ndarray | None = None     # where that thumbnail was taken
     filt: OneEuro = field(default_factory=OneEuro)
     box_filt: OneEuro = field(default_factory=OneEuro)
