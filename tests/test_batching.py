@@ -26,6 +26,14 @@ class FakeRunner:
         return {"y": batch * 2}
 
 
+def side_by_side(worker, calls: list[tuple]) -> None:
+    """worker(*args) for each args in `calls`, each in its own thread, all at once; waits for them."""
+    threads = [threading.Thread(target=worker, args=args) for args in calls]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+
 def _sessions(batcher: Batcher, sessions: int, calls: int):
     results: dict[int, list] = {i: [] for i in range(sessions)}
 
@@ -38,11 +46,7 @@ def _sessions(batcher: Batcher, sessions: int, calls: int):
         finally:
             batcher.unregister()
 
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(sessions)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(30)
+    side_by_side(worker, [(i,) for i in range(sessions)])
     return results
 
 
@@ -106,11 +110,7 @@ def test_calls_of_several_rows_get_their_rows():
         finally:
             b.unregister()
 
-    threads = [threading.Thread(target=worker, args=(i, rows)) for i, rows in enumerate((3, 1, 2))]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(30)
+    side_by_side(worker, list(enumerate((3, 1, 2))))
     for i, rows in enumerate((3, 1, 2)):
         assert np.array_equal(results[i], 2 * (np.arange(rows * 3).reshape(rows, 3) + 100 * i))
     assert max(runner.sizes) <= 4 and sum(runner.sizes) == 6
@@ -132,11 +132,7 @@ def _at_once(batcher: Batcher, sessions: int, rows: int = 1) -> dict[int, np.nda
         finally:
             batcher.unregister()
 
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(sessions)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(30)
+    side_by_side(worker, [(i,) for i in range(sessions)])
     assert len(results) == sessions
     return results
 
