@@ -259,7 +259,7 @@ async def run(opts: argparse.Namespace) -> dict[str, Any]:
             result["cost_note"] = _cost_note(median_run)
             # the codec floor: the same packets decoded and encoded over gRPC, no vision and no effects
             runs = await _fast_runs(server.target, clip, frames, opts, effects={}, return_faces=False,
-                                    pids=pids, raw_rows=raw_rows, name="codec-only pass-through", log=log)
+                                    pids=pids, raw_rows=raw_rows, name="passthrough", log=log)
             result["passthrough"] = {"fps": statistics.median(s["throughput_fps"]["out"] for s in runs),
                                      "runs_fps": [s["throughput_fps"]["out"] for s in runs]}
 

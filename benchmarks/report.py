@@ -193,7 +193,8 @@ def markdown(result: dict[str, Any], images: list[str]) -> str:
                   "processed packet, so it includes the network and gRPC's buffers. fps in counts packets handed "
                   "to gRPC: when the server falls behind it stops reading, and packets wait in the flow-control "
                   "buffers. Not processed: frames passed through or dropped by the real-time policy; with carried "
-                  "faces: frames processed with faces carried from an earlier frame (real-time policy).", ""]
+                  "faces: frames processed with faces carried from an earlier frame (real-time policy, or "
+                  "still faces keeping their last mesh).", ""]
     if result.get("throughput"):
         s = result["throughput"]["summary"]
         lines += ["## Server time per frame (mean ms, from the response timings)", "",

@@ -74,7 +74,7 @@ def parse_effects(text: str) -> dict[str, float]:
 
 
 def face_dict(face: pb.Face) -> dict[str, Any]:
-    """A face as JSON; a face carried from an earlier frame (real-time policy) says so, and from which frame."""
+    """A face as JSON; a face carried from an earlier frame (Face.carried) says so, and from which frame."""
     d: dict[str, Any] = {
         "id": face.id,
         "box": [face.box.x, face.box.y, face.box.width, face.box.height],

@@ -78,8 +78,8 @@ def _ms(start: float) -> float:
 
 
 def _frame_wide(settings: EffectSettings) -> bool:
-    """Whether an effect on the whole frame (denoise, not tied to a face) is on: it applies without faces."""
-    return any(e.strength > 0 and e.name not in FACE_EFFECTS for e in settings.effects)
+    """Whether an effect that changes a frame without faces (denoise) is on (the debug overlay draws faces)."""
+    return any(e.strength > 0 and e.name not in FACE_EFFECTS and e.name != "debug" for e in settings.effects)
 
 
 class DecodeStage:

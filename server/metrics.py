@@ -46,10 +46,10 @@ class Metrics:
         self.drops = Counter("facestream_drops", "Real-time policy: frames passed through or dropped", ["kind"],
                              registry=r)
         self.faces = Counter("facestream_faces", "Faces reported in frames sent back, by where their landmarks "
-                             "come from: fresh (this frame's vision) or carried (an earlier frame's, real-time "
-                             "policy)", ["landmarks"], registry=r)
+                             "come from: fresh (this frame's vision) or carried (an earlier frame's: real-time "
+                             "policy, or a still face keeping its last mesh)", ["landmarks"], registry=r)
         self.frames_carried = Counter("facestream_frames_carried",
-                                      "Real-time policy: frames processed with at least one carried face",
+                                      "Frames processed with at least one carried face (Face.carried)",
                                       registry=r)
         self.stage_seconds = Histogram("facestream_stage_seconds", "Per-frame time in each stage", ["stage"],
                                        buckets=_LATENCY_BUCKETS, registry=r)

@@ -18,7 +18,8 @@ A frame's age counts from its packet's arrival; the budget is --realtime-latency
   through while the encoder's queue is about to fill, is dropped: the decoder has already consumed
   its packet, so no reference is lost.
 Every frame is marked in OutputPacket.status, carried faces in Face.carried, and all are counted in
-the stats. A lossless session does none of this.
+the stats. A lossless session skips, carries and drops nothing for lateness (its only carried faces
+are still ones keeping their last mesh: engines/vision/tracker.py).
 """
 from __future__ import annotations
 

@@ -32,8 +32,8 @@ class SessionStats:
     passed_through: int = 0
     dropped: int = 0
     faces: int = 0
-    # Faces carried from an earlier frame (real-time policy; the rest of `faces` are fresh), and the
-    # processed frames with at least one.
+    # Faces carried from an earlier frame (real-time policy, or a still face keeping its last mesh; the
+    # rest of `faces` are fresh), and the processed frames with at least one.
     faces_carried: int = 0
     frames_carried: int = 0
     updates: int = 0

@@ -144,16 +144,27 @@ def _pull_towards(setting: EffectSetting, most: float) -> tuple[np.float32, np.n
     return np.float32(setting.strength * most), np.array([cb, cr], np.float32)
 
 
-def warp_face(y: np.ndarray, uv: np.ndarray, region: FaceRegion, effects: dict[str, EffectSetting]) -> None:
-    """Resamples both planes at p - d(p) (see warp.py) on the box holding the warps' supports (elsewhere
-    d = 0: no change), each plane read from its unmodified pixels."""
+def warp_box(region: FaceRegion, effects: dict[str, EffectSetting]) -> tuple[int, int, int, int] | None:
+    """(row, column, height, width) in the chroma plane of the box holding the warps' supports: found on
+    the chroma grid and widened by one chroma pixel, which covers the luma pixel centres half a pixel
+    outside it (the luma box is twice it); None where the warps move nothing in the ROI."""
     xs_c, ys_c = region.chroma_grid()
     support = field_support(region, xs_c, ys_c, "slim" in effects, "eyes" in effects)
     if support is None:
-        return
+        return None
     sr, sc = support
-    cy0, cx0 = region.y0 // 2 + sr.start, region.x0 // 2 + sc.start
-    ch, cw = sr.stop - sr.start, sc.stop - sc.start
+    r0, r1 = max(0, sr.start - 1), min(ys_c.shape[0], sr.stop + 1)
+    c0, c1 = max(0, sc.start - 1), min(xs_c.shape[1], sc.stop + 1)
+    return region.y0 // 2 + r0, region.x0 // 2 + c0, r1 - r0, c1 - c0
+
+
+def warp_face(y: np.ndarray, uv: np.ndarray, region: FaceRegion, effects: dict[str, EffectSetting]) -> None:
+    """Resamples both planes at p - d(p) (see warp.py) on warp_box (elsewhere d = 0: no change), each
+    plane read from its unmodified pixels."""
+    box = warp_box(region, effects)
+    if box is None:
+        return
+    cy0, cx0, ch, cw = box
     params = warp_params(region, effects)
     for plane, chroma, (py0, px0, h, w) in ((y[..., None], 0, (2 * cy0, 2 * cx0, 2 * ch, 2 * cw)),
                                            (uv, 1, (cy0, cx0, ch, cw))):

@@ -1,8 +1,9 @@
 """Per-pixel loops of the CPU effects, compiled by Numba: one pass per face instead of chains of
 NumPy temporaries, with no C compiler needed on the host.
 
-Each loop does the arithmetic of its CUDA kernel (kernels/*.cu) in float32, in the same order, so
-the CPU reference and the GPU kernels stay one definition: the warps, the masks' per-pixel steps
+Each loop writes the arithmetic of its CUDA kernel (kernels/*.cu) in float32, in the same order, so
+the CPU reference and the GPU kernels stay one definition (the GPU may fuse a multiply and an add, as
+NVRTC does by default: the kernel tests allow the code value that can cost): the warps, the masks' per-pixel steps
 (masks.py), the guided filter's and tone curve's steps between OpenCV's window filters and NumPy's
 log1p (filters.py), and the per-face blends (cpu.py). Constants are float32 (a bare Python float
 would be float64 here), so each loop gives the same bits as the NumPy expression it stands for.
@@ -373,7 +374,6 @@ def warm_up() -> None:
         plane = np.zeros((16, 16, chans), np.uint8)
         for src in (plane, plane[:, :12]):   # a whole plane, and a view into a padded one
             warp_plane(src, np.empty((4, 4, chans), np.uint8), chroma, 2, 2, *params)
-    field(0, 0, 0, 4, 4, *params)
     _warm_up_masks_and_blends()
 
 

@@ -59,7 +59,8 @@ def eye_geometry(pts: np.ndarray) -> list[tuple[np.ndarray, float]]:
 
 
 def disc_windows(xs: np.ndarray, ys: np.ndarray, centres: np.ndarray, radii) -> list[tuple[slice, slice]]:
-    """disc_window for several discs (centres (K, 2), radii scalar or (K,)) with one search per bound."""
+    """Rows and columns of the grid (xs (1, W), ys (H, 1), ascending) within the square around each disc
+    (centres (K, 2), radii scalar or (K,)), with one search per bound."""
     x = xs[0]
     y = ys[:, 0]
     lo = centres - np.asarray(radii, np.float64).reshape(-1, 1)

@@ -49,7 +49,8 @@ def _call(job: Callable[[], Any]) -> Any:
 class TrackerSettings:
     """How often the detector runs, how many faces are kept, and the landmark smoothing.
 
-    max_faces: most faces reported per frame. detect_every: while faces are tracked and fewer
+    max_faces: most faces reported per frame. Frame counts here are frames vision runs on (the
+    real-time policy may skip some). detect_every: while faces are tracked and fewer
     than max_faces, look for new ones every N frames (and at once when a tracked face is lost;
     with max_faces tracked, the mesh alone follows them, as MediaPipe's face mesh does).
     idle_detect_every: while no face is tracked, run the detector every N frames (a new face is
@@ -125,8 +126,10 @@ class FaceTracker:
             raise RuntimeError("this tracker runs the detector only")
         spec = self._mesh.spec
         # an input maker per mesh in flight: the spares are the ones no running mesh uses
-        maker = self._spare_inputs.pop() if self._spare_inputs else \
-            self._make_input(spec.size, spec.input_scale, spec.input_offset)
+        try:
+            maker = self._spare_inputs.pop()
+        except IndexError:      # none spare (the check and the pop are one step: meshes run side by side)
+            maker = self._make_input(spec.size, spec.input_scale, spec.input_offset)
         try:
             out = self._mesh.run(maker.affine(frame.y, frame.uv, roi.matrix(spec.size)))
         finally:
@@ -190,6 +193,8 @@ class FaceTracker:
         (at most MAX_KEPT frames in a row); anything it cannot tell counts as moved."""
         box, anchor = track.anchor_box, track.anchor
         if self._thumbnail is None or track.raw is None or anchor is None or box is None or track.kept >= MAX_KEPT:
+            return False
+        if frame.index - track.measured > MAX_KEPT:    # frames skipped since (real-time policy): look again
             return False
         thumb = self._thumbnail(frame.y, box)
         if thumb is None or float(np.abs(thumb - anchor).mean()) >= STILL_MAD:

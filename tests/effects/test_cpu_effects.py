@@ -308,10 +308,12 @@ def test_lip_colour_is_a_parameter(pictures):
 
 
 @pytest.mark.parametrize("name", PHOTOS)
-def test_warp_field_is_zero_outside_its_support(pictures, name):
-    """warp_face resamples only field_support's box: everywhere else the field must be exactly 0."""
+def test_warp_field_is_zero_outside_the_box_warp_face_resamples(pictures, name):
+    """warp_face resamples only warp_box (twice it on the luma plane): everywhere else in the face's ROI the
+    field must be exactly 0, on both planes."""
+    from facestream.engines.effects.cpu import warp_box
     from facestream.engines.effects.jit import field
-    from facestream.engines.effects.warp import field_support, warp_params
+    from facestream.engines.effects.warp import warp_params
 
     pic = pictures[name]
     for face in pic.faces:
@@ -319,15 +321,17 @@ def test_warp_field_is_zero_outside_its_support(pictures, name):
             region = FaceRegion(face.landmarks, *pic.y.shape)
             effects = {n: EffectSetting(n, 1.0) for n in chosen}
             params = warp_params(region, effects)
-            for chroma, (xs, ys) in enumerate((region.luma_grid(), region.chroma_grid())):
-                h, w = ys.shape[0], xs.shape[1]
-                x0, y0 = (region.x0 // 2, region.y0 // 2) if chroma else (region.x0, region.y0)
+            cy0, cx0, ch, cw = warp_box(region, effects)
+            for chroma, (x0, y0, w, h), (by, bx, bh, bw) in (
+                    (0, (region.x0, region.y0, region.x1 - region.x0, region.y1 - region.y0),
+                     (2 * cy0, 2 * cx0, 2 * ch, 2 * cw)),
+                    (1, (region.x0 // 2, region.y0 // 2, (region.x1 - region.x0) // 2, (region.y1 - region.y0) // 2),
+                     (cy0, cx0, ch, cw))):
                 d = np.dstack(field(chroma, x0, y0, w, h, *params))
-                rows, cols = field_support(region, xs, ys, "slim" in effects, "eyes" in effects)
                 outside = np.ones(d.shape[:2], bool)
-                outside[rows, cols] = False
+                outside[by - y0:by - y0 + bh, bx - x0:bx - x0 + bw] = False
                 assert np.any(d[~outside] != 0)
-                assert not np.any(d[outside])
+                assert not np.any(d[outside]), (name, chosen, chroma)
 
 
 def test_faces_apart_are_processed_side_by_side_with_the_same_result(pictures, monkeypatch):
