@@ -203,12 +203,13 @@ class FaceTracker:
         return True
 
     def _measured(self, frame: Frame, track: Track, lm: np.ndarray, score: float) -> None:
-        """Takes a mesh's result, and the face's thumbnail there for the still-face test."""
-        track.score, track.raw = score, lm
+        """Takes a mesh's result (landmarks, score, the box around them), and the face's thumbnail there for
+        the still-face test."""
+        track.score, track.raw, track.box = score, lm, geo.box_from_landmarks(lm)
         track.measured, track.kept = frame.index, 0
         if self._thumbnail is not None:
-            track.anchor_box = geo.box_from_landmarks(lm)
-            track.anchor = self._thumbnail(frame.y, track.anchor_box)
+            track.anchor_box = track.box
+            track.anchor = self._thumbnail(frame.y, track.box)
 
     def _update_mesh(self, frame: Frame, track: Track) -> bool:
         if self._still(frame, track):
@@ -222,14 +223,13 @@ class FaceTracker:
             lm, score = self.mesh(frame, roi)
             if score >= MESH_MIN_SCORE:
                 self._measured(frame, track, lm, score)
-                track.roi, track.box = roi, geo.box_from_landmarks(lm)
+                track.roi = roi
                 return True
         if score < MESH_MIN_SCORE:
             return False
         self._measured(frame, track, lm, score)
         track.good_roi = roi
         track.roi = geo.roi_from_landmarks(lm)
-        track.box = geo.box_from_landmarks(lm)
         return True
 
     def _adopt(self, frame: Frame, dets: list[Detection], alive: list[Track], lost: list[Track]) -> None:
