@@ -80,8 +80,9 @@ class GpuInputMaker:
         """Crop through the 2x3 affine `m` (model pixel coordinates -> frame coordinates, continuous)."""
         h, w = y.shape
         m = np.asarray(m, np.float64)
-        luma = _centre_sampling(m).astype(np.float32)   # OpenCV's one-channel warp reads the map as float
-        chroma = _centre_sampling(m * 0.5)              # chroma pixel-index coordinates, at every crop pixel
+        # OpenCV's one-channel warp reads the maps as float; chroma: pixel-index coordinates at every crop pixel
+        luma = _centre_sampling(m).astype(np.float32)
+        chroma = _centre_sampling(m * 0.5).astype(np.float32)
         out = self._output(out)
         self._kernel("affine_input")(
             self._grid(), BLOCK,

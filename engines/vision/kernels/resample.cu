@@ -20,11 +20,10 @@
 //   a multiple of 8, and (S0 b0 + S1 b1 + 2^21) >> 22 for the rest.
 // affine_input (mesh): crop pixel (u, v) samples luma at M (u, v, 1) and chroma at Mc (u, v, 1),
 //   both at every crop pixel (pixel-index coordinates, black outside), as cv2.warpAffine with
-//   WARP_INVERSE_MAP and BORDER_CONSTANT computes them: for the one-channel luma, M in float, the
-//   row term v M1 + M2 rounded to float, then one fused multiply-add per pixel, and the bilinear
-//   blend as fused multiply-adds rounded to nearest even; for the two-channel chroma, coordinates
-//   in 1/32 pixel steps (10-bit fixed point of the double map, rounded) and 15-bit integer
-//   weights. The (Y, Cb, Cr) samples are then converted in float by the 3x4 matrix `rgb`
+//   WARP_INVERSE_MAP and BORDER_CONSTANT computes them for a one-channel plane (luma, and Cb and Cr
+//   each on its own): the map in float, the row term v M1 + M2 rounded to float, then one fused
+//   multiply-add per pixel, and the bilinear blend as fused multiply-adds rounded to nearest
+//   even. The (Y, Cb, Cr) samples are then converted in float by the 3x4 matrix `rgb`
 //   (resample._rgb_transform: BT.601 limited range with the model's scale and offset folded in),
 //   with no 8-bit rounding of RGB.
 
@@ -159,56 +158,40 @@ extern "C" __global__ void letterbox_nv12(const unsigned char* __restrict__ y, l
     cuv[((long long)v * half + u) * 2 + 1] = (unsigned char)c[1];
 }
 
-// cv::warpAffine INTER_LINEAR of a one-channel 8-bit plane at (sx, sy): float blend, constant border.
-__device__ float warp_float(const unsigned char* plane, long long pitch, int pw, int ph, float sx, float sy, float border) {
+// cv::warpAffine INTER_LINEAR of one channel (`ch` of `chans` interleaved) of an 8-bit plane at (sx, sy),
+// as OpenCV warps a one-channel plane: float blend, constant border.
+__device__ float warp_float(const unsigned char* plane, long long pitch, int chans, int ch, int pw, int ph,
+                            float sx, float sy, float border) {
     int ix = (int)floorf(sx), iy = (int)floorf(sy);
     float fx = sx - (float)ix, fy = sy - (float)iy;
     if ((unsigned)(ix + 1) >= (unsigned)(pw + 1) || (unsigned)(iy + 1) >= (unsigned)(ph + 1)) return border;
     float p[4];
     for (int k = 0; k < 4; ++k) {
         int xx = ix + (k & 1), yy = iy + (k >> 1);
-        p[k] = (xx < 0 || yy < 0 || xx >= pw || yy >= ph) ? border : (float)sample(plane, pitch, 1, 0, xx, yy);
+        p[k] = (xx < 0 || yy < 0 || xx >= pw || yy >= ph) ? border : (float)sample(plane, pitch, chans, ch, xx, yy);
     }
     float v0 = fmaf(fx, p[1] - p[0], p[0]);
     float v1 = fmaf(fx, p[3] - p[2], p[2]);
     return round_u8(fmaf(fy, v1 - v0, v0));
 }
 
-// cv::warpAffine INTER_LINEAR of channel `ch` of a two-channel 8-bit plane for crop pixel (u, v)
-// through the double map c: 1/32-pixel coordinates, 15-bit weights, constant border.
-__device__ float warp_fixed(const unsigned char* plane, long long pitch, int ch, int pw, int ph, int u, int v,
-                            double c0, double c1, double c2, double c3, double c4, double c5, int border) {
-    int X0 = (int)rint(__dmul_rn(__dadd_rn(__dmul_rn(c1, (double)v), c2), 1024.0)) + 16;
-    int Y0 = (int)rint(__dmul_rn(__dadd_rn(__dmul_rn(c4, (double)v), c5), 1024.0)) + 16;
-    int X = (X0 + (int)rint(__dmul_rn(__dmul_rn(c0, (double)u), 1024.0))) >> 5;
-    int Y = (Y0 + (int)rint(__dmul_rn(__dmul_rn(c3, (double)u), 1024.0))) >> 5;
-    int ix = X >> 5, iy = Y >> 5, fx = X & 31, fy = Y & 31;
-    int w[4] = {(32 - fx) * (32 - fy) * 32, fx * (32 - fy) * 32, (32 - fx) * fy * 32, fx * fy * 32};
-    int acc = 0;
-    for (int k = 0; k < 4; ++k) {
-        int xx = ix + (k & 1), yy = iy + (k >> 1);
-        int p = (xx < 0 || yy < 0 || xx >= pw || yy >= ph) ? border : sample(plane, pitch, 2, ch, xx, yy);
-        acc += p * w[k];
-    }
-    return (float)clamp_int((acc + (1 << 14)) >> 15, 0, 255);
-}
-
-// m: luma map as float, c: chroma map as double, both from crop pixel indices to plane pixel
-// indices; rgb: 3x4 row-major; out: (3, size, size).
+// m: luma map, c: chroma map, both from crop pixel indices to plane pixel indices; rgb: 3x4 row-major; out: (3, size, size).
 extern "C" __global__ void affine_input(const unsigned char* __restrict__ y, long long ypitch,
                                         const unsigned char* __restrict__ uv, long long uvpitch,
                                         int W, int H, int size,
                                         float m0, float m1, float m2, float m3, float m4, float m5,
-                                        double c0, double c1, double c2, double c3, double c4, double c5,
+                                        float c0, float c1, float c2, float c3, float c4, float c5,
                                         const float* __restrict__ rgb, float* __restrict__ out) {
     int u = blockIdx.x * blockDim.x + threadIdx.x;
     int v = blockIdx.y * blockDim.y + threadIdx.y;
     if (u >= size || v >= size) return;
     float sx = fmaf(m0, (float)u, __fadd_rn(__fmul_rn(m1, (float)v), m2));
     float sy = fmaf(m3, (float)u, __fadd_rn(__fmul_rn(m4, (float)v), m5));
+    float cx = fmaf(c0, (float)u, __fadd_rn(__fmul_rn(c1, (float)v), c2));
+    float cy = fmaf(c3, (float)u, __fadd_rn(__fmul_rn(c4, (float)v), c5));
     float yuv[3];
-    yuv[0] = warp_float(y, ypitch, W, H, sx, sy, 16.f);
-    for (int k = 0; k < 2; ++k) yuv[k + 1] = warp_fixed(uv, uvpitch, k, W / 2, H / 2, u, v, c0, c1, c2, c3, c4, c5, 128);
+    yuv[0] = warp_float(y, ypitch, 1, 0, W, H, sx, sy, 16.f);
+    for (int k = 0; k < 2; ++k) yuv[k + 1] = warp_float(uv, uvpitch, 2, k, W / 2, H / 2, cx, cy, 128.f);
     long long plane = (long long)size * size, i = (long long)v * size + u;
     for (int k = 0; k < 3; ++k) {
         const float* r = rgb + 4 * k;
