@@ -23,6 +23,8 @@ SLIM_RADIUS = 0.22  # support radius of each jaw control point, fraction of the 
 SLIM_AMOUNT = 0.05  # inward shift of the jaw contour at strength 1, fraction of the face size
 # Relative shift of each jaw control point (mesh.RIGHT_JAW / LEFT_JAW order, ear to chin).
 SLIM_PROFILE = (0.45, 0.75, 1.0, 1.0, 0.9, 0.65, 0.4)
+_JAW = np.array(mesh.RIGHT_JAW + mesh.LEFT_JAW)
+_JAW_PROFILE = np.array(SLIM_PROFILE * 2)
 
 
 def eye_scale(u: np.ndarray, a: float) -> np.ndarray:
@@ -75,16 +77,13 @@ def slim_vectors(pts: np.ndarray, strength: float, size: float) -> tuple[np.ndar
     top, chin = pts[mesh.FOREHEAD_TOP], pts[mesh.CHIN]
     axis = chin - top
     axis = axis / max(math.sqrt(axis.dot(axis)), 1e-6)
-    centres, shifts = [], []
-    for side in (mesh.RIGHT_JAW, mesh.LEFT_JAW):
-        for idx, w in zip(side, SLIM_PROFILE, strict=True):
-            c = pts[idx]
-            rel = c - top
-            perp = rel - axis * float(rel @ axis)  # from the midline out to the contour
-            n = perp / max(math.sqrt(perp.dot(perp)), 1e-6)  # = np.linalg.norm(perp)
-            centres.append(c)
-            shifts.append(-n * (SLIM_AMOUNT * strength * w * size))
-    return np.array(centres), np.array(shifts), SLIM_RADIUS * size
+    centres = pts[_JAW]
+    rel = centres - top
+    # row by row dot products (stacked matmuls: the same arithmetic as one point's `@`, bit for bit)
+    perp = rel - axis * (rel[:, None, :] @ axis[:, None])[:, 0]      # from the midline out to the contour
+    n = perp / np.maximum(np.sqrt(perp[:, None, :] @ perp[:, :, None])[:, 0], 1e-6)
+    shifts = -n * (SLIM_AMOUNT * strength * _JAW_PROFILE * size).astype(n.dtype)[:, None]
+    return centres, shifts, SLIM_RADIUS * size
 
 
 def field_support(region: FaceRegion, xs: np.ndarray, ys: np.ndarray, slim: bool, eyes: bool):

@@ -12,6 +12,9 @@ ROI_SCALE = 1.5
 RIGHT_EYE_OUTER, LEFT_EYE_OUTER = 33, 263
 # BlazeFace keypoints rebuilt from the mesh: eye centres, nose tip, mouth centre, ear tragions
 _KP_FROM_MESH = ((33, 133), (362, 263), (1,), (13, 14), (234,), (454,))
+# each keypoint as the mean of two landmarks (a single one taken twice: (a + a) / 2 == a exactly)
+_KP_FIRST = np.array([ix[0] for ix in _KP_FROM_MESH])
+_KP_LAST = np.array([ix[-1] for ix in _KP_FROM_MESH])
 
 
 @dataclass
@@ -54,13 +57,14 @@ def roi_from_landmarks(lm: np.ndarray) -> Roi:
 def landmarks_to_frame(lm: np.ndarray, roi: Roi, out: int) -> np.ndarray:
     """Mesh output (468, 3) in crop pixels -> frame pixels (z scaled like x)."""
     m = roi.matrix(out)
-    xy = lm[:, :2] @ m[:, :2].T + m[:, 2]
-    z = lm[:, 2:3] * (roi.size / out)
-    return np.hstack([xy, z]).astype(np.float32)
+    frame = np.empty(lm.shape, np.float32)
+    frame[:, :2] = lm[:, :2] @ m[:, :2].T + m[:, 2]
+    frame[:, 2] = lm[:, 2] * (roi.size / out)
+    return frame
 
 
 def keypoints_from_landmarks(lm: np.ndarray) -> np.ndarray:
-    return np.array([lm[list(ix), :2].mean(axis=0) for ix in _KP_FROM_MESH], np.float32)
+    return ((lm[_KP_FIRST, :2] + lm[_KP_LAST, :2]) / 2).astype(np.float32)
 
 
 def box_from_landmarks(lm: np.ndarray) -> np.ndarray:
