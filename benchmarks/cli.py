@@ -54,7 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
                                  formatter_class=argparse.RawDescriptionHelpFormatter,
                                  epilog=__doc__.split("\n\n", 2)[2])
     where = ap.add_argument_group("server")
-    where.add_argument("--target", help="address of a running server (host:port); otherwise one is started here")
+    where.add_argument("--target", help="address of a running server (host:port), or of several separated by "
+                                        "commas (stream i starts on the i-th); otherwise one is started here")
     where.add_argument("--server", choices=("subprocess", "inprocess"), default="subprocess",
                        help="how to start the server when no --target: its own process (default, as in "
                             "production) or inside this process (shares the interpreter with the client)")

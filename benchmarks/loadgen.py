@@ -15,6 +15,7 @@ from typing import Any, Iterator, Mapping
 
 from facestream.client import FaceStreamClient, FaceStreamError, FrameResult, VideoSource
 from facestream.client.source import SourcePacket
+from facestream.client.targets import split_targets
 from facestream.proto import pb
 
 STAGES = ("decode_ms", "vision_ms", "effects_ms", "encode_ms", "queue_ms", "total_ms")
@@ -134,8 +135,12 @@ async def _one_stream(
         out.last_received_s = now
 
     out.first_sent_s = time.perf_counter() - t0
+    # several servers: stream i starts on the i-th (each stream has its own client, and a client opens its
+    # first session on the first server it is given)
+    servers = split_targets(target)
+    turn = i % len(servers)
     try:
-        async with FaceStreamClient(target) as client:
+        async with FaceStreamClient(servers[turn:] + servers[:turn]) as client:
             result = await client.process(src, effects=effects, on_frame=on_frame, pace=pace, realtime=realtime,
                                           backend=backend, return_faces=return_faces)
         out.stats = stats_dict(result.stats)

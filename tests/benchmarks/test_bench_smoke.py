@@ -88,3 +88,16 @@ def test_percentile_matches_linear_interpolation():
     assert percentile(vals, 50) == 50.5 and percentile(vals, 0) == 1 and percentile(vals, 100) == 100
     assert percentile(vals, 99) == pytest.approx(99.01)
     assert percentile([], 50) != percentile([], 50)  # NaN
+
+
+async def test_streams_spread_over_the_servers_given(server_factory, media):
+    """With several servers in the target, stream i starts on the i-th: each of two servers gets one of two
+    streams, and every frame comes back processed."""
+    from facestream.benchmarks import loadgen
+
+    servers = [await server_factory(), await server_factory()]
+    target = ",".join(f"127.0.0.1:{srv.port}" for srv in servers)
+    run = await loadgen.run_streams(target, str(CLIP), 2, frames=6, pace=False, return_faces=False)
+    assert all(o.error is None and o.frames_received == 6 for o in run.outcomes)
+    frames_in = [srv.metrics.registry.get_sample_value("facestream_frames_in_total") for srv in servers]
+    assert frames_in == [6, 6]
