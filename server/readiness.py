@@ -30,7 +30,13 @@ class Readiness:
         stuck.on_change = self._from_any_thread   # stuck calls return on worker threads
 
     def _from_any_thread(self) -> None:
-        self._loop.call_soon_threadsafe(self.changed)
+        # a stuck call may return after the server stopped and its loop closed: nothing is left to tell
+        if self.stopped or self._loop.is_closed():
+            return
+        try:
+            self._loop.call_soon_threadsafe(self.changed)
+        except RuntimeError:    # the loop closed between the check and the call
+            pass
 
     def changed(self) -> None:
         if self.stopped or self._slots.draining:

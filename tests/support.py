@@ -132,7 +132,14 @@ async def stream(channel: grpc.aio.Channel, requests, metadata=(), timeout: floa
     except (grpc.aio.AioRpcError, asyncio.InvalidStateError):
         pass
     await asyncio.gather(writer, return_exceptions=True)
-    return Outcome(await call.code(), await call.details() or "", responses)
+    code, details = await call.code(), await call.details() or ""
+    error = next((r.error for r in responses if r.WhichOneof("msg") == "error"), None)
+    if error is not None and code == grpc.StatusCode.INTERNAL and details == "Internal error from Core":
+        # a write that met the call the server had just ended: grpc.aio replaces the status with this
+        # (grpc/grpc#36066); the server's own, announced in band first, is what the client was told
+        code = next(c for c in grpc.StatusCode if c.value[0] == error.code)
+        details = error.message
+    return Outcome(code, details, responses)
 
 
 def free_port() -> int:

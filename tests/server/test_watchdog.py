@@ -112,3 +112,35 @@ async def test_calls_queued_behind_a_stuck_one_end_their_session_as_overloaded(s
         assert "waited 2 seconds for a free worker: this server is overloaded" in b.details
     finally:
         release.set()
+
+
+def test_a_stuck_call_returning_after_the_server_stopped_tells_no_one():
+    """The call a stopped server left running returns on its worker thread after the event loop closed:
+    readiness has nothing left to update, and nothing is raised there."""
+    from grpc_health.v1 import health
+
+    from facestream.server.admission import SessionSlots
+    from facestream.server.config import ServerConfig
+    from facestream.server.readiness import Readiness
+    from facestream.server.stage_runner import StuckCalls
+
+    stuck = StuckCalls()
+    loop = asyncio.new_event_loop()
+
+    async def watch() -> Readiness:
+        return Readiness(health.aio.HealthServicer(), SessionSlots(ServerConfig(), stuck), stuck)
+
+    loop.run_until_complete(watch())
+    loop.close()
+    errors: list[BaseException] = []
+
+    def returned() -> None:
+        try:
+            stuck.on_change()
+        except BaseException as exc:  # noqa: BLE001 - any exception here is the failure
+            errors.append(exc)
+
+    t = threading.Thread(target=returned)
+    t.start()
+    t.join()
+    assert errors == []
