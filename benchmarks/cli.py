@@ -61,6 +61,9 @@ def build_parser() -> argparse.ArgumentParser:
                             "production) or inside this process (shares the interpreter with the client)")
     where.add_argument("--backend", choices=tuple(BACKENDS), default="auto", help="backend the sessions ask for")
     where.add_argument("--max-sessions", type=int, default=32, help="max_sessions of a server started here")
+    where.add_argument("--server-processes", type=int, default=1,
+                       help="server processes to start (subprocess mode), each on its own port; stream i starts "
+                            "on the i-th (the sessions of one process share its interpreter)")
     where.add_argument("--realtime-latency-ms", type=float, default=0.0,
                        help="--realtime-latency-ms of a server started here (0: the server's default)")
     src = ap.add_argument_group("load")
@@ -105,15 +108,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 class _Server:
-    """A server started for the run: a child process (default) or in this process."""
+    """The servers started for the run: child processes (default; one or more) or one in this process."""
 
-    def __init__(self, mode: str, backend: str, max_sessions: int, realtime_latency_ms: float) -> None:
+    def __init__(self, mode: str, backend: str, max_sessions: int, realtime_latency_ms: float,
+                 processes: int = 1) -> None:
         self.mode, self.backend, self.max_sessions = mode, backend, max_sessions
         self.realtime_latency_ms = realtime_latency_ms
-        self.proc: subprocess.Popen | None = None
+        self.processes = processes
+        self.procs: list[subprocess.Popen] = []
         self.inproc = None
         self.target = ""
-        self.pid = os.getpid()
+        self.pids = [os.getpid()]
 
     async def __aenter__(self) -> "_Server":
         if self.mode == "inprocess":
@@ -128,17 +133,21 @@ class _Server:
             return self
         from facestream.client.health import wait_serving
 
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "facestream.server.cli", "serve", "--host", "127.0.0.1", "--port", str(port),
-             "--backend", self.backend, "--max-sessions", str(self.max_sessions), "--log-level", "WARNING"]
-            + (["--realtime-latency-ms", str(self.realtime_latency_ms)] if self.realtime_latency_ms else []))
-        self.pid = self.proc.pid
-        self.target = f"127.0.0.1:{port}"
+        targets = []
+        for _ in range(self.processes):
+            with socket.socket() as s:
+                s.bind(("127.0.0.1", 0))
+                port = s.getsockname()[1]
+            self.procs.append(subprocess.Popen(
+                [sys.executable, "-m", "facestream.server.cli", "serve", "--host", "127.0.0.1", "--port", str(port),
+                 "--backend", self.backend, "--max-sessions", str(self.max_sessions), "--log-level", "WARNING"]
+                + (["--realtime-latency-ms", str(self.realtime_latency_ms)] if self.realtime_latency_ms else [])))
+            targets.append(f"127.0.0.1:{port}")
+        self.pids = [p.pid for p in self.procs]
+        self.target = ",".join(targets)
         try:
-            await asyncio.to_thread(wait_serving, self.target, 120.0)
+            for target in targets:
+                await asyncio.to_thread(wait_serving, target, 120.0)
         except TimeoutError:
             await self.__aexit__()
             raise
@@ -147,13 +156,15 @@ class _Server:
     async def __aexit__(self, *exc) -> None:
         if self.inproc is not None:
             await self.inproc.stop(0)
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.terminate()
+        for proc in self.procs:
             try:
-                self.proc.wait(15)
+                proc.wait(15)
             except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+                proc.kill()
+                proc.wait()
 
 
 def _holds(summary: dict[str, Any], objective_ms: float, max_unprocessed: float) -> bool:
@@ -215,7 +226,8 @@ async def run(opts: argparse.Namespace) -> dict[str, Any]:
 
     result: dict[str, Any] = {
         "machine": machine,
-        "config": {"label": opts.label, "server": opts.target or opts.server, "backend": opts.backend,
+        "config": {"label": opts.label, "server": opts.target or opts.server,
+                   "server_processes": 0 if opts.target else opts.server_processes, "backend": opts.backend,
                    "clip": clip, "clip_name": Path(clip).name, "width": size[0], "height": size[1],
                    "source_fps": rate, "frames": frames, "effects": effects,
                    "drop_policy": "realtime" if realtime else "lossless", "paced": not opts.no_pace,
@@ -232,7 +244,7 @@ async def run(opts: argparse.Namespace) -> dict[str, Any]:
     async def session_target():
         if opts.target:
             class _Remote:
-                target, pid = opts.target, None
+                target, pids = opts.target, []
 
                 async def __aenter__(self):
                     return self
@@ -240,11 +252,12 @@ async def run(opts: argparse.Namespace) -> dict[str, Any]:
                 async def __aexit__(self, *exc):
                     pass
             return _Remote()
-        return _Server(opts.server, opts.backend, opts.max_sessions, opts.realtime_latency_ms)
+        return _Server(opts.server, opts.backend, opts.max_sessions, opts.realtime_latency_ms, opts.server_processes)
 
     async with await session_target() as server:
-        pids = [os.getpid()] + ([server.pid] if server.pid and server.pid != os.getpid() else [])
-        result["config"]["sampled_pids"] = {"client": os.getpid(), "server": server.pid}
+        servers = [pid for pid in server.pids if pid != os.getpid()]
+        pids = [os.getpid()] + servers
+        result["config"]["sampled_pids"] = {"client": os.getpid(), "servers": servers}
         log(f"server {server.target}; warming up")
         await loadgen.run_streams(server.target, clip, 1, frames=min(frames, 30), pace=False, effects=effects,
                                   backend=backend)
@@ -340,6 +353,11 @@ def main(argv: list[str] | None = None) -> int:
             from .clips import parse_size
 
             parse_size(opts.size)
+        if opts.server_processes < 1:
+            raise ValueError(f"--server-processes must be 1 or more, not {opts.server_processes}")
+        if opts.server_processes > 1 and (opts.target or opts.server == "inprocess"):
+            raise ValueError("--server-processes starts servers as subprocesses: leave out --target and "
+                             "--server inprocess, or list several servers in --target instead")
     except ValueError as exc:
         raise SystemExit(f"facestream-bench: {exc}") from exc
     if opts.render:

@@ -101,3 +101,14 @@ async def test_streams_spread_over_the_servers_given(server_factory, media):
     assert all(o.error is None and o.frames_received == 6 for o in run.outcomes)
     frames_in = [srv.metrics.registry.get_sample_value("facestream_frames_in_total") for srv in servers]
     assert frames_in == [6, 6]
+
+
+@pytest.mark.parametrize("args, says", [
+    (["--server-processes", "0"], "--server-processes must be 1 or more, not 0"),
+    (["--server-processes", "2", "--target", "127.0.0.1:1"], "list several servers in --target instead"),
+    (["--server-processes", "2", "--server", "inprocess"], "starts servers as subprocesses"),
+])
+def test_server_processes_that_cannot_be_started_are_refused(args, says):
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["--no-peers", *args])
+    assert says in str(exc.value)
