@@ -98,7 +98,7 @@ class InputMaker:
         # chroma sampled at every crop pixel (continuous frame coordinates halve); the crop is
         # converted in float, so the mesh sees no 8-bit rounding or chroma blocks. Cb and Cr are
         # warped as two single-channel planes: OpenCV has no vector path for two-channel images
-        # (one two-channel warp takes about three times as long as the split and two warps).
+        # (one two-channel warp takes about 2.5 times as long as the split and two warps).
         mc = _centre_sampling(m * 0.5)
         us, vs = (cv2.warpAffine(c, mc, (s, s), flags=_FLAGS, borderMode=cv2.BORDER_CONSTANT, borderValue=128)
                   for c in cv2.split(uv))

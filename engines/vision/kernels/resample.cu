@@ -175,7 +175,8 @@ __device__ float warp_float(const unsigned char* plane, long long pitch, int cha
     return round_u8(fmaf(fy, v1 - v0, v0));
 }
 
-// m: luma map, c: chroma map, both from crop pixel indices to plane pixel indices; rgb: 3x4 row-major; out: (3, size, size).
+// m: luma map, c: chroma map, both from crop pixel indices to plane pixel indices;
+// rgb: 3x4 row-major; out: (3, size, size).
 extern "C" __global__ void affine_input(const unsigned char* __restrict__ y, long long ypitch,
                                         const unsigned char* __restrict__ uv, long long uvpitch,
                                         int W, int H, int size,
