@@ -13,6 +13,7 @@ import cv2
 import grpc
 import numpy as np
 
+from facestream.client.failover import _CORE_WRITE_FAILURE
 from facestream.engines.frame import Frame
 from facestream.engines.vision.face import Face
 from facestream.engines.vision.resample import bgr_to_nv12
@@ -134,7 +135,7 @@ async def stream(channel: grpc.aio.Channel, requests, metadata=(), timeout: floa
     await asyncio.gather(writer, return_exceptions=True)
     code, details = await call.code(), await call.details() or ""
     error = next((r.error for r in responses if r.WhichOneof("msg") == "error"), None)
-    if error is not None and code == grpc.StatusCode.INTERNAL and details == "Internal error from Core":
+    if error is not None and code == grpc.StatusCode.INTERNAL and details == _CORE_WRITE_FAILURE:
         # a write that met the call the server had just ended: grpc.aio replaces the status with this
         # (grpc/grpc#36066); the server's own, announced in band first, is what the client was told
         code = next(c for c in grpc.StatusCode if c.value[0] == error.code)
