@@ -64,6 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
     where.add_argument("--server-processes", type=int, default=1,
                        help="server processes to start (subprocess mode), each on its own port; stream i starts "
                             "on the i-th (the sessions of one process share its interpreter)")
+    where.add_argument("--pipeline-processes", type=int, default=0,
+                       help="--pipeline-processes of the servers started here: CPU sessions' stages in that many "
+                            "processes of their own per server (0: in the server process)")
     where.add_argument("--realtime-latency-ms", type=float, default=0.0,
                        help="--realtime-latency-ms of a server started here (0: the server's default)")
     src = ap.add_argument_group("load")
@@ -111,10 +114,11 @@ class _Server:
     """The servers started for the run: child processes (default; one or more) or one in this process."""
 
     def __init__(self, mode: str, backend: str, max_sessions: int, realtime_latency_ms: float,
-                 processes: int = 1) -> None:
+                 processes: int = 1, pipeline_processes: int = 0) -> None:
         self.mode, self.backend, self.max_sessions = mode, backend, max_sessions
         self.realtime_latency_ms = realtime_latency_ms
         self.processes = processes
+        self.pipeline_processes = pipeline_processes
         self.procs: list[subprocess.Popen] = []
         self.inproc = None
         self.target = ""
@@ -127,9 +131,11 @@ class _Server:
 
             extra = {"realtime_latency_ms": self.realtime_latency_ms} if self.realtime_latency_ms else {}
             self.inproc = FaceStreamServer(ServerConfig(host="127.0.0.1", port=0, backend=self.backend,
-                                                        max_sessions=self.max_sessions, log_level="WARNING", **extra))
+                                                        max_sessions=self.max_sessions, log_level="WARNING",
+                                                        pipeline_processes=self.pipeline_processes, **extra))
             await self.inproc.start()
             self.target = f"127.0.0.1:{self.inproc.port}"
+            self.pids += monitor.children(self.pids)
             return self
         from facestream.client.health import wait_serving
 
@@ -140,7 +146,8 @@ class _Server:
                 port = s.getsockname()[1]
             self.procs.append(subprocess.Popen(
                 [sys.executable, "-m", "facestream.server.cli", "serve", "--host", "127.0.0.1", "--port", str(port),
-                 "--backend", self.backend, "--max-sessions", str(self.max_sessions), "--log-level", "WARNING"]
+                 "--backend", self.backend, "--max-sessions", str(self.max_sessions), "--log-level", "WARNING",
+                 "--pipeline-processes", str(self.pipeline_processes)]
                 + (["--realtime-latency-ms", str(self.realtime_latency_ms)] if self.realtime_latency_ms else [])))
             targets.append(f"127.0.0.1:{port}")
         self.pids = [p.pid for p in self.procs]
@@ -151,6 +158,7 @@ class _Server:
         except TimeoutError:
             await self.__aexit__()
             raise
+        self.pids += monitor.children(self.pids)  # their pipeline processes
         return self
 
     async def __aexit__(self, *exc) -> None:
@@ -227,7 +235,8 @@ async def run(opts: argparse.Namespace) -> dict[str, Any]:
     result: dict[str, Any] = {
         "machine": machine,
         "config": {"label": opts.label, "server": opts.target or opts.server,
-                   "server_processes": 0 if opts.target else opts.server_processes, "backend": opts.backend,
+                   "server_processes": 0 if opts.target else opts.server_processes,
+                   "pipeline_processes": 0 if opts.target else opts.pipeline_processes, "backend": opts.backend,
                    "clip": clip, "clip_name": Path(clip).name, "width": size[0], "height": size[1],
                    "source_fps": rate, "frames": frames, "effects": effects,
                    "drop_policy": "realtime" if realtime else "lossless", "paced": not opts.no_pace,
@@ -252,7 +261,8 @@ async def run(opts: argparse.Namespace) -> dict[str, Any]:
                 async def __aexit__(self, *exc):
                     pass
             return _Remote()
-        return _Server(opts.server, opts.backend, opts.max_sessions, opts.realtime_latency_ms, opts.server_processes)
+        return _Server(opts.server, opts.backend, opts.max_sessions, opts.realtime_latency_ms, opts.server_processes,
+                       opts.pipeline_processes)
 
     async with await session_target() as server:
         servers = [pid for pid in server.pids if pid != os.getpid()]
@@ -355,6 +365,11 @@ def main(argv: list[str] | None = None) -> int:
             parse_size(opts.size)
         if opts.server_processes < 1:
             raise ValueError(f"--server-processes must be 1 or more, not {opts.server_processes}")
+        if opts.pipeline_processes < 0:
+            raise ValueError(f"--pipeline-processes must be 0 or more, not {opts.pipeline_processes}")
+        if opts.pipeline_processes and opts.target:
+            raise ValueError("--pipeline-processes is a setting of the servers started here: with --target, give it "
+                             "to those servers instead")
         if opts.server_processes > 1 and (opts.target or opts.server == "inprocess"):
             raise ValueError("--server-processes starts servers as subprocesses: leave out --target and "
                              "--server inprocess, or list several servers in --target instead")

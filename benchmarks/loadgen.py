@@ -144,7 +144,7 @@ async def _one_stream(
             result = await client.process(src, effects=effects, on_frame=on_frame, pace=pace, realtime=realtime,
                                           backend=backend, return_faces=return_faces)
         out.stats = stats_dict(result.stats)
-        out.placements = [{"stage": s.stage, "device": s.device, "engine": s.engine}
+        out.placements = [{"stage": s.stage, "device": s.device, "engine": s.engine, "reason": s.reason}
                           for s in result.started.stages]
     except FaceStreamError as exc:
         out.error = str(exc)

@@ -54,6 +54,17 @@ def _gpu_reader():
         return None
 
 
+def children(pids: list[int]) -> list[int]:
+    """The processes the given ones started (a server's pipeline processes), to sample with them."""
+    found = []
+    for pid in pids:
+        try:
+            found += [c.pid for c in psutil.Process(pid).children(recursive=True)]
+        except psutil.Error:
+            pass
+    return found
+
+
 class Sampler:
     """Samples in a background thread every `interval` seconds between start() and stop().
 

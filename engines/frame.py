@@ -4,6 +4,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 
 @dataclass
 class Frame:
@@ -35,3 +37,19 @@ class Frame:
     def picture_size(self) -> tuple[int, int]:
         """(width, height) of the picture itself, without the padding."""
         return self.width - self.pad[0], self.height - self.pad[1]
+
+    def without_pixels(self) -> Frame:
+        """Its pts, index and size, with planes that hold no pixels: the record of a frame whose pixels
+        stay in the process that works on it (server/pipeline_process.py)."""
+        return Frame(_no_pixels(self.y.shape), _no_pixels(self.uv.shape), self.pts, self.index, self.pad)
+
+
+class _NoPixels(np.ndarray):
+    """A read-only all-zero plane of a frame's shape that takes no memory and pickles as its shape."""
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return _no_pixels, (self.shape,)
+
+
+def _no_pixels(shape: tuple[int, ...]) -> np.ndarray:
+    return np.broadcast_to(np.uint8(0), shape).view(_NoPixels)

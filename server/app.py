@@ -17,8 +17,9 @@ from facestream.engines.models.store import default_store
 from . import memory
 from .auth import Authenticator, AuthInterceptor
 from .config import ConfigurationError, ServerConfig
-from .errors import SessionError
+from .errors import PipelineProcessLost, SessionError
 from .metrics import Metrics
+from .pipeline_processes import PipelineProcesses
 from .readiness import Readiness
 from .responses import error_response
 from .service import BackendResolver, FaceStreamService
@@ -92,7 +93,8 @@ class FaceStreamServer:
             credentials = server_credentials(config)
         except (OSError, ValueError) as exc:
             raise ConfigurationError(str(exc)) from None
-        self.service = FaceStreamService(config, self.executor, self.metrics, resolve)
+        self.pipelines = PipelineProcesses(config) if config.pipeline_processes > 0 else None
+        self.service = FaceStreamService(config, self.executor, self.metrics, resolve, self.pipelines)
         interceptors = []
         if self.auth.enabled:
             in_band = {f"/{SERVICE_NAME}/Process": lambda code, msg: error_response(SessionError(code, msg))}
@@ -124,7 +126,8 @@ class FaceStreamServer:
         from facestream.engines.effects.jit import warm_up as warm_up_effects
 
         default_store().load()
-        warm_up_effects()
+        if self.pipelines is None or self.config.backend != "cpu":
+            warm_up_effects()
         if self.config.backend != "cpu" and backends.gpu_backend_ready()[0]:
             from facestream.engines.vision.gpu import shared_models
 
@@ -142,6 +145,11 @@ class FaceStreamServer:
                  "TLS" if self.config.tls_cert_file else "plaintext", "on" if self.auth.enabled else "off",
                  "on" if self.config.reflection else "off")
         await asyncio.get_running_loop().run_in_executor(self.executor, self._load_models)
+        if self.pipelines is not None:
+            try:
+                await self.pipelines.start()  # each loads and warms up its own models
+            except PipelineProcessLost as exc:
+                raise ConfigurationError(f"--pipeline-processes {self.config.pipeline_processes}: {exc}") from None
         memory.settle()
         self.service.slots.ready = True
         self.metrics.model_ready.set(1)
@@ -170,6 +178,8 @@ class FaceStreamServer:
         await self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
         await self.grpc.stop(grace)
         self.metrics.stop()
+        if self.pipelines is not None:
+            await self.pipelines.stop()
         self.executor.shutdown(wait=False, cancel_futures=True)
 
 

@@ -27,6 +27,12 @@ class ServerConfig:
     max_packet_bytes: int = field(default=8 << 20, metadata={"help": "largest packet (or raw frame) accepted"})
     max_faces: int = field(default=4, metadata={"help": "faces tracked per frame"})
     workers: int = field(default=0, metadata={"help": "threads running pipeline stages (0: 2 x cores + 2)"})
+    pipeline_processes: int = field(
+        default=0,
+        metadata={"help": "run the stages of CPU sessions in this many processes of their own, each session in the "
+                          "one with the fewest (0: in the server process); about one per core lets several streams "
+                          "use the cores without contending for one interpreter lock"},
+    )
     queue_depth: int = field(default=4, metadata={"help": "frames buffered between stages of a session"})
     error_drain_seconds: float = field(
         default=2.0, metadata={"help": "after an error or the final stats, how long the server waits for the client "
@@ -128,6 +134,9 @@ class ServerConfig:
             check_budget(self.batch_budget_ms)
         except (TypeError, ValueError) as exc:
             raise ConfigurationError(f"batch-budget-ms: {exc}") from None
+        if self.pipeline_processes < 0:
+            raise ConfigurationError(f"pipeline-processes: {self.pipeline_processes} is negative; give 0 (none) "
+                                     "or a number of processes")
 
     @property
     def address(self) -> str:

@@ -25,10 +25,12 @@ from .config import ServerConfig
 from .errors import CallEnded, SessionError, as_session_error
 from .intake import discard, next_request
 from .metrics import Metrics
+from .pipeline_processes import PipelineProcesses
 from .plan import ConfigError, session_plan
 from .responder import Responder
 from .responses import error_response
 from .session import Session
+from .stage_host import SessionStages, ThreadStages
 from .stage_runner import StuckCalls
 from .wire import MESSAGE_OVERHEAD, Undecodable
 
@@ -64,9 +66,11 @@ class FaceStreamService:
     (or the server's default) and its output codec."""
 
     def __init__(self, config: ServerConfig, executor: Executor, metrics: Metrics | None = None,
-                 resolve: BackendResolver = backends.resolve) -> None:
+                 resolve: BackendResolver = backends.resolve, pipelines: PipelineProcesses | None = None) -> None:
         self.config = config
         self.executor = executor
+        # Where CPU sessions' stages run when the server has pipeline processes (else on `executor`).
+        self.pipelines = pipelines
         self.metrics = metrics or Metrics()
         self.resolve = resolve
         # Stage calls past --stage-timeout-seconds that have not returned: each holds a worker.
@@ -182,7 +186,7 @@ class FaceStreamService:
     async def _serve(self, record: StreamRecord, requests: AsyncIterator, responder: Responder) -> None:
         record.first = first = await self._first(requests)
         config = self.slots.admit(first, record.who)
-        session = record.session = self._open(config, record.session_id)
+        session = record.session = await self._open(config, record.session_id)
         self.slots.take(session, record.who)
         self.metrics.sessions_active.set(len(self.sessions))
         log.info("session %s started for %s (%s, label %r)", session.id, record.who.name, session.backend.name,
@@ -192,13 +196,18 @@ class FaceStreamService:
             async for response in responses:
                 await responder.send(response, session.failed)
 
-    def _open(self, config: pb.SessionConfig, sid: str) -> Session:
+    async def _open(self, config: pb.SessionConfig, sid: str) -> Session:
         """The session for an admitted config; raises ConfigError or BackendUnavailable saying what to change."""
         try:
             plan = session_plan(config, self.config)
             backend = self.resolve(plan.backend if plan.backend != "auto" else self.config.backend,
                                    plan.encoder.codec.value)
-            return Session(plan, backend, self.config, self.executor, self.stuck, sid, self.metrics)
+            stages: SessionStages
+            if self.pipelines is not None and backend.name == "cpu":
+                stages = await self.pipelines.open(sid, plan, backend.reason)
+            else:
+                stages = ThreadStages(backend, plan, self.config, self.executor)
+            return Session(plan, backend, stages, self.config, self.stuck, sid, self.metrics)
         except ConfigError:
             raise
         except ValueError as exc:  # a codec rejected the config

@@ -4,9 +4,9 @@ Four tasks per session: the reader (intake.py) takes requests off the stream, th
 decodes and finds faces, the effects loop applies the beauty effects, the encode loop encodes.
 Each hands on through a bounded queue (stages.Queue), so a session that falls behind stops reading
 (gRPC flow control then slows the client) instead of buffering without end. The blocking stage
-calls run on the server's worker threads (stage_runner.py), never on the event loop, so one
-session's work does not stall another's I/O. A frame travels as one FrameInFlight, from the decode
-stage to its response.
+calls run on the server's worker threads or in one of its pipeline processes (stage_host.py), never
+on the event loop, so one session's work does not stall another's I/O. A frame travels as one
+FrameInFlight, from the decode stage to its response.
 """
 from __future__ import annotations
 
@@ -14,14 +14,14 @@ import asyncio
 import logging
 import time
 import uuid
-from concurrent.futures import Executor
+from dataclasses import replace
 from typing import AsyncGenerator, AsyncIterator
 
 import grpc
 
 from facestream.engines.backend import Backend
 from facestream.engines.effects.base import EffectSettings
-from facestream.engines.pipeline import DecodeStage, EffectsStage, EncodeStage, FrameInFlight
+from facestream.engines.pipeline import FrameInFlight
 from facestream.engines.stages import FrameStatus, Queue
 from facestream.proto import pb
 
@@ -32,6 +32,7 @@ from .metrics import Metrics
 from .plan import SessionPlan
 from .realtime import RealtimePolicy
 from .responses import SessionStats, packet_response, started_response, stats_response
+from .stage_host import SessionStages
 from .stage_runner import StageRunner, StuckCalls
 
 log = logging.getLogger("facestream.session")
@@ -41,10 +42,10 @@ Frames = asyncio.Queue[FrameInFlight | EndOfStream]
 
 class Session:
     """The pipeline of one stream: `run` yields its responses; after a failure, `drain` lets the client stop
-    sending; `close` (also at the end of `run`) releases the codecs."""
+    sending; `close` (also at the end of `run`) releases the codecs. `stages` run on `backend`."""
 
     def __init__(
-        self, plan: SessionPlan, backend: Backend, server: ServerConfig, executor: Executor,
+        self, plan: SessionPlan, backend: Backend, stages: SessionStages, server: ServerConfig,
         stuck: StuckCalls, session_id: str | None = None, metrics: Metrics | None = None,
     ) -> None:
         self.id = session_id or uuid.uuid4().hex[:12]
@@ -54,23 +55,13 @@ class Session:
         self.metrics = metrics
         self.stats = SessionStats()
         self.started = time.monotonic()
-        self._runner = StageRunner(executor, server.stage_timeout_seconds, stuck)
+        self._stages = stages
+        self._runner = StageRunner(server.stage_timeout_seconds, stuck)
         self._policy = RealtimePolicy(plan.realtime, server.realtime_latency_ms)
         self._closed = False
         self._reader: asyncio.Task | None = None
         # Set (once) to the error the session ends with.
         self.failed: asyncio.Future[SessionError] = asyncio.get_running_loop().create_future()
-        self._decode = DecodeStage(
-            backend.decoder(plan.input_codec, plan.width, plan.height),
-            backend.vision(server.max_faces, plan.encoder.frame_rate[0] / plan.encoder.frame_rate[1]),
-            plan.effects,
-            plan.return_faces,
-            server.max_width,
-            server.max_height,
-            (plan.width, plan.height),
-        )
-        self._effects = EffectsStage(backend.effects())
-        self._encode = EncodeStage(backend.encoder, plan.encoder)
         depth = max(1, server.queue_depth)
         self._to_decode: asyncio.Queue[ToDecode] = asyncio.Queue(depth)
         self._to_effects: Frames = asyncio.Queue(depth)
@@ -79,7 +70,10 @@ class Session:
         self._intake = Intake(plan, server, self.stats, metrics, self._to_decode, self._fail)
 
     def started_message(self, config: pb.SessionConfig) -> pb.ProcessResponse:
-        return started_response(self.id, config, self.plan, self.backend.name, self.backend.placements())
+        placements = self.backend.placements()
+        if self._stages.where:
+            placements = [replace(p, reason=f"{p.reason}; in {self._stages.where}") for p in placements]
+        return started_response(self.id, config, self.plan, self.backend.name, placements)
 
     def queue_depths(self) -> dict[Queue, int]:
         return {Queue.TO_DECODE: self._to_decode.qsize(), Queue.TO_EFFECTS: self._to_effects.qsize(),
@@ -102,14 +96,14 @@ class Session:
     async def _run_decode(self) -> None:
         while not isinstance(item := await self._to_decode.get(), EndOfStream):
             if isinstance(item, EffectSettings):
-                self._decode.update_effects(item)
+                await self._runner.watch("updating the effects", self._stages.update_effects(item))
                 continue
-            skip = self._policy.skip_vision(item.arrived, self._to_decode, self._decode.expected_vision_s,
-                                            self._decode.just_skipped)
-            await self._decoded(await self._runner.call(
+            skip = self._policy.skip_vision(item.arrived, self._to_decode, self._stages.expected_vision_s,
+                                            self._stages.just_skipped)
+            await self._decoded(await self._runner.watch(
                 f"decoding the packet with pts {item.pts} and finding its faces",
-                self._decode.push, item.data, item.pts, item.arrived, skip))
-        frames = await self._runner.call("flushing the decoder", self._decode.flush)
+                self._stages.push(item.data, item.pts, item.arrived, skip)))
+        frames = await self._runner.watch("flushing the decoder", self._stages.flush_decoder())
         if self.stats.packets_in and not (self.stats.frames_decoded or frames):
             raise SessionError(
                 grpc.StatusCode.INVALID_ARGUMENT,
@@ -125,8 +119,8 @@ class Session:
             if self._policy.too_late_for_effects(item):
                 item.status = FrameStatus.DROPPED     # never shown without its effects
             else:
-                item = await self._runner.call(f"the effects on the frame with pts {item.frame.pts}",
-                                               self._effects.apply, item)
+                item = await self._runner.watch(f"the effects on the frame with pts {item.frame.pts}",
+                                                self._stages.apply_effects(item))
             await self._to_encode.put(item)
         await self._to_encode.put(END)
 
@@ -134,10 +128,10 @@ class Session:
         while not isinstance(item := await self._to_encode.get(), EndOfStream):
             if self._policy.drop(item, self._to_encode):
                 item.status = FrameStatus.DROPPED
-            for done in await self._runner.call(f"encoding the frame with pts {item.frame.pts}",
-                                                self._encode.encode, item):
+            for done in await self._runner.watch(f"encoding the frame with pts {item.frame.pts}",
+                                                 self._stages.encode(item)):
                 await self._to_send.put(done)
-        for done in await self._runner.call("flushing the encoder", self._encode.flush):
+        for done in await self._runner.watch("flushing the encoder", self._stages.flush_encoder()):
             await self._to_send.put(done)
         await self._to_send.put(END)
 
@@ -225,10 +219,8 @@ class Session:
         if self._closed:
             return
         self._closed = True
-        if not await self._runner.release(self._release_codecs):
+        if await self._runner.settle():
+            await self._stages.close()
+        else:
             log.error("session %s: stage calls still running past --stage-timeout-seconds; the session's "
-                      "codecs are left to them and a worker thread stays busy until they return", self.id)
-
-    def _release_codecs(self) -> None:
-        self._decode.close()
-        self._encode.close()
+                      "codecs are left to them and a worker stays busy until they return", self.id)

@@ -1,15 +1,15 @@
-"""Blocking stage calls on the server's worker threads, each watched by the stage timeout.
+"""Blocking stage calls (on the server's worker threads or in a pipeline process), each watched by the
+stage timeout.
 
-A thread cannot be stopped: a call past --stage-timeout-seconds ends its session and is left to
+A running call cannot be stopped: a call past --stage-timeout-seconds ends its session and is left to
 finish on its own, with the session's codecs (closing them under a running call could crash the
 process). `StuckCalls` counts such calls server-wide, since each one holds a worker.
 """
 from __future__ import annotations
 
 import asyncio
-import contextvars
-from concurrent.futures import Executor, Future
-from typing import Any, Callable, Iterable, TypeVar
+from concurrent.futures import Future
+from typing import Callable, Iterable, TypeVar
 
 from .errors import NoFreeWorker, StageStuck
 from .metrics import Metrics
@@ -45,26 +45,23 @@ class StuckCalls:
 
 
 class StageRunner:
-    """Runs one session's stage calls in the executor and keeps track of them until they return."""
+    """Runs one session's stage calls and keeps track of them until they return."""
 
-    def __init__(self, executor: Executor, timeout: float, stuck: StuckCalls) -> None:
-        self._executor = executor
+    def __init__(self, timeout: float, stuck: StuckCalls) -> None:
         # Seconds a call may take, from its submission; None: no limit.
         self._timeout = timeout if timeout > 0 else None
         self._stuck = stuck
         self._inflight: set[Future] = set()
         self.abandoned = False
 
-    async def call(self, what: str, fn: Callable[..., T], *args: Any) -> T:
-        """`fn(*args)` in a worker thread, in a copy of this task's context (so log records carry the
-        session ID). Cancelling the caller does not stop the thread: calls are tracked until they
-        return, and `release` waits for them.
+    async def watch(self, what: str, future: Future[T]) -> T:
+        """The result of a stage call already submitted (to a worker thread or a pipeline process).
+        Cancelling the caller does not stop the call: calls are tracked until they return, and
+        `settle` waits for them.
 
         A call not done in time ends the session instead of holding it, and the client, until their
         deadline: NoFreeWorker when it never got a worker, StageStuck when it is running. `what` names
         the call for the client."""
-        ctx = contextvars.copy_context()
-        future = self._executor.submit(ctx.run, fn, *args)
         self._inflight.add(future)
         future.add_done_callback(self._inflight.discard)
         result = asyncio.wrap_future(future)
@@ -88,16 +85,12 @@ class StageRunner:
         for call in calls:
             self._stuck.add(call)
 
-    async def release(self, close: Callable[[], None]) -> bool:
-        """Waits (within the stage timeout) for the calls still running, then runs `close` in a thread of
-        its own, not on the workers: when they are all busy or stuck, the session must still end.
-        Returns False, without closing, when calls are left running past the timeout."""
+    async def settle(self) -> bool:
+        """Waits (within the stage timeout) for the calls still running. Returns False when calls are left
+        running past the timeout: the session's codecs are theirs then, and must not be closed."""
         if self._inflight and not self.abandoned:
             _, running = await asyncio.wait([asyncio.wrap_future(f) for f in list(self._inflight)],
                                             timeout=self._timeout)
             if running:
                 self._abandon([f for f in list(self._inflight) if not f.done()])
-        if self.abandoned:
-            return False
-        await asyncio.to_thread(close)
-        return True
+        return not self.abandoned

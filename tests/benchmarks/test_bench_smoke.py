@@ -107,8 +107,30 @@ async def test_streams_spread_over_the_servers_given(server_factory, media):
     (["--server-processes", "0"], "--server-processes must be 1 or more, not 0"),
     (["--server-processes", "2", "--target", "127.0.0.1:1"], "list several servers in --target instead"),
     (["--server-processes", "2", "--server", "inprocess"], "starts servers as subprocesses"),
+    (["--pipeline-processes", "-1"], "--pipeline-processes must be 0 or more, not -1"),
+    (["--pipeline-processes", "2", "--target", "127.0.0.1:1"], "give it to those servers instead"),
 ])
 def test_server_processes_that_cannot_be_started_are_refused(args, says):
     with pytest.raises(SystemExit) as exc:
         cli.main(["--no-peers", *args])
     assert says in str(exc.value)
+
+
+def test_bench_with_pipeline_processes_samples_them(tmp_path, media):
+    """The server's pipeline processes do the work, and their CPU is sampled with the server's."""
+    out = tmp_path / "bench"
+    proc = subprocess.run([sys.executable, "-m", "facestream.benchmarks.cli", "--server", "inprocess",
+                           "--pipeline-processes", "1", "--backend", "cpu", "--clip", str(CLIP), "--frames", "30",
+                           "--streams", "1", "--throughput-runs", "0", "--no-peers", "--no-plots", "--out", str(out),
+                           "--quiet"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    result = json.loads((out / "result.json").read_text())
+    assert result["config"]["pipeline_processes"] == 1
+    (step,) = result["paced"]
+    assert step["frames_received"] == 30 and step["frame_status"] == {"processed": 30}
+    assert any("in pipeline process 1 (pid " in p["reason"] for p in result["placements"])
+    servers = result["config"]["sampled_pids"]["servers"]
+    assert servers  # the pipeline process (the server itself is this client's process)
+    if monitor.psutil is not None:
+        busy = step["utilisation"]["process_cpu_percent_one_core"]
+        assert max(busy[str(pid)]["mean"] for pid in servers) > 0

@@ -1,0 +1,290 @@
+"""Pipeline processes: the stages of CPU sessions in a few processes of their own (--pipeline-processes).
+
+Every codec, model and effect call gives up the interpreter lock and must win it back from the
+threads running Python: the event loop, gRPC, the other sessions' tracking and masks. Three 360p
+streams in one process lose more to that than to their own work (README, Performance). With N
+pipeline processes the event loop and gRPC stay in the server process, and each CPU session's
+stages run in the pipeline process with the fewest sessions, each process with its own models and
+interpreter lock. Only packets, effect settings and the frames' records (without their pixels)
+cross. A pipeline process that dies ends its own sessions with an error that says so, no others,
+and is replaced.
+"""
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import multiprocessing
+import threading
+from concurrent.futures import Future
+from typing import Any, Callable
+
+from facestream.engines.effects.base import EffectSettings
+from facestream.engines.pipeline import FrameInFlight
+
+from . import pipeline_process
+from .config import ServerConfig
+from .errors import NoPipelineProcess, PipelineProcessLost, StageStuck
+from .plan import SessionPlan
+
+log = logging.getLogger("facestream.pipeline")
+
+# Seconds a new pipeline process may take to load and warm up its models, and an ended one to exit.
+_START_SECONDS = 120.0
+_EXIT_SECONDS = 5.0
+
+
+def _exit_text(code: int | None) -> str:
+    if code is None:
+        return "its connection closed"
+    return f"killed by signal {-code}" if code < 0 else f"exit code {code}"
+
+
+class _Process:
+    """One pipeline process and its connection. Calls go out in order from the event loop, whose reader
+    resolves their Futures from the replies as they come, and fails those left when the process ends."""
+
+    def __init__(self, slot: int, config: ServerConfig, threads: int, on_lost: Callable[[_Process], None]) -> None:
+        ctx = multiprocessing.get_context("spawn")  # a fresh interpreter: no copy of the server's threads and locks
+        self.slot = slot
+        self._on_lost = on_lost
+        self.conn, child = ctx.Pipe()
+        self.proc = ctx.Process(target=pipeline_process.main, args=(child, config, threads),
+                                name=f"facestream-pipeline-{slot}", daemon=True)
+        self.proc.start()
+        child.close()
+        self.sessions = 0
+        self.alive = False
+        self._lock = threading.Lock()
+        self._numbers = itertools.count()
+        self._calls: dict[int, tuple[Future, Callable[[Any], Any] | None]] = {}
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid or 0
+
+    def wait_ready(self) -> None:
+        """Blocks until the process has loaded its models; raises PipelineProcessLost when it cannot."""
+        try:
+            message = self.conn.recv() if self.conn.poll(_START_SECONDS) else ("failed", "no answer")
+        except (EOFError, OSError):
+            message = ("failed", "it exited")
+        if message[0] != "ready":
+            self.stop()
+            raise PipelineProcessLost(f"pipeline process {self.slot + 1} did not start: {message[1]}")
+
+    def attach(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Takes calls from now on, their replies read on `loop` (called on its thread). Reading there, not on
+        a thread of its own, saves each reply a hand-over of the interpreter lock to the busy event loop."""
+        self.alive = True
+        loop.add_reader(self.conn.fileno(), self._replies, loop)
+
+    def call(self, name: str, sid: str, *args: Any, then: Callable[[Any], Any] | None = None) -> Future:
+        """Sends the call; its Future (already running: a sent call cannot be taken back) gets the reply,
+        passed through `then`."""
+        future: Future = Future()
+        future.set_running_or_notify_cancel()
+        with self._lock:
+            if self.alive:
+                number = next(self._numbers)
+                self._calls[number] = (future, then)
+                try:
+                    self.conn.send((number, name, sid, args))
+                    return future
+                except (OSError, ValueError):
+                    self._calls.pop(number)
+        future.set_exception(self.lost_error())
+        return future
+
+    def lost_error(self) -> PipelineProcessLost:
+        return PipelineProcessLost(
+            f"the pipeline process running this session (pid {self.pid}) stopped ({_exit_text(self.proc.exitcode)}); "
+            "its frames in flight are lost: open a new session to continue, and report it with the stream's "
+            "packets if it happens again with the same stream"
+        )
+
+    def _replies(self, loop: asyncio.AbstractEventLoop) -> None:
+        try:
+            while self.conn.poll():
+                number, ok, value = self.conn.recv()
+                future, then = self._calls.pop(number)
+                try:
+                    if not ok:
+                        raise value
+                    future.set_result(then(value) if then else value)
+                except Exception as exc:
+                    future.set_exception(exc)
+        except (EOFError, OSError):
+            loop.remove_reader(self.conn.fileno())
+            with self._lock:
+                self.alive = False
+            loop.run_in_executor(None, self._ended)
+
+    def _ended(self) -> None:
+        """After the connection closed (on a thread: waiting for the exit code blocks): fails the calls left."""
+        self.proc.join(_EXIT_SECONDS)
+        error = self.lost_error()
+        with self._lock:
+            left = list(self._calls.values())
+            self._calls.clear()
+        for future, _ in left:
+            future.set_exception(error)
+        self._on_lost(self)
+
+    def stop(self) -> None:
+        """Asks the process to end, then kills it if it has not within a few seconds (a call stuck in it)."""
+        with self._lock:
+            self.alive = False
+            try:
+                self.conn.send(None)
+            except (OSError, ValueError):
+                pass
+        self.proc.join(_EXIT_SECONDS)
+        if self.proc.is_alive():
+            self.proc.kill()
+            self.proc.join(_EXIT_SECONDS)
+        self.conn.close()
+
+
+class ProcessStages:
+    """A session's stages in a pipeline process (stage_host.SessionStages): frames go by their index."""
+
+    def __init__(self, process: _Process, sid: str, close_timeout: float) -> None:
+        self._process = process
+        self._sid = sid
+        self._close_timeout = close_timeout if close_timeout > 0 else None
+        self._expected_vision_s = 0.0
+        self._just_skipped = False
+        self.where = f"pipeline process {process.slot + 1} (pid {process.pid})"
+
+    @property
+    def expected_vision_s(self) -> float:
+        return self._expected_vision_s
+
+    @property
+    def just_skipped(self) -> bool:
+        return self._just_skipped
+
+    def _decoded(self, reply: pipeline_process.Decoded) -> list[FrameInFlight]:
+        items, self._expected_vision_s, self._just_skipped = reply
+        return items
+
+    def _call(self, name: str, *args: Any, then: Callable[[Any], Any] | None = None) -> Future:
+        return self._process.call(name, self._sid, *args, then=then)
+
+    def update_effects(self, settings: EffectSettings) -> Future[None]:
+        return self._call("update_effects", settings)
+
+    def push(self, data: bytes, pts: int, arrived: float, skip: bool) -> Future[list[FrameInFlight]]:
+        return self._call("push", data, pts, arrived, skip, then=self._decoded)
+
+    def flush_decoder(self) -> Future[list[FrameInFlight]]:
+        return self._call("flush_decoder", then=self._decoded)
+
+    def apply_effects(self, item: FrameInFlight) -> Future[FrameInFlight]:
+        return self._call("apply_effects", item.frame.index)
+
+    def encode(self, item: FrameInFlight) -> Future[list[FrameInFlight]]:
+        return self._call("encode", item.frame.index, item.status)
+
+    def flush_encoder(self) -> Future[list[FrameInFlight]]:
+        return self._call("flush_encoder")
+
+    async def close(self) -> None:
+        try:
+            await asyncio.wait_for(asyncio.wrap_future(self._call("close")), self._close_timeout)
+        except PipelineProcessLost:
+            pass  # its codecs went with it
+        except asyncio.TimeoutError:
+            log.error("session %s: closing its codecs in pipeline process %d took over %s seconds",
+                      self._sid, self._process.pid, self._close_timeout)
+        finally:
+            self._process.sessions -= 1
+
+
+class PipelineProcesses:
+    """The server's pipeline processes: started with the server, replaced when one dies, stopped with it."""
+
+    def __init__(self, config: ServerConfig) -> None:
+        self._config = config
+        self._count = config.pipeline_processes
+        # A session's calls run at once at most one per stage; room for every session on one process.
+        self._threads = 3 * max(1, config.max_sessions) + 2
+        self._processes: list[_Process] = []
+        self._stopping = False
+        self._loop: asyncio.AbstractEventLoop
+
+    def __len__(self) -> int:
+        return self._count
+
+    @property
+    def pids(self) -> list[int]:
+        return [p.pid for p in self._processes if p.alive]
+
+    async def start(self) -> None:
+        """Starts them all and waits until each has its models."""
+        loop = asyncio.get_running_loop()
+        started = [_Process(i, self._config, self._threads, self._lost) for i in range(self._count)]
+        try:
+            for p in started:
+                await asyncio.to_thread(p.wait_ready)
+        except PipelineProcessLost:
+            for p in started:
+                p.stop()
+            raise
+        self._loop = loop
+        for p in started:
+            p.attach(loop)
+        self._processes = started
+        log.info("%d pipeline processes running (pids %s)", self._count, ", ".join(map(str, self.pids)))
+
+    def _lost(self, process: _Process) -> None:
+        """On a thread, once the lost process's sessions have their errors: a new process takes its place."""
+        if self._stopping:
+            return
+        log.error("pipeline process %d (pid %d) stopped (%s) with %d sessions; starting another", process.slot + 1,
+                  process.pid, _exit_text(process.proc.exitcode), process.sessions)
+        replacement = _Process(process.slot, self._config, self._threads, self._lost)
+        try:
+            replacement.wait_ready()
+        except PipelineProcessLost as exc:
+            log.error("%s; %d pipeline processes left", exc, len(self.pids))
+            return
+        self._loop.call_soon_threadsafe(self._replace, replacement)
+
+    def _replace(self, process: _Process) -> None:
+        if self._stopping:
+            process.stop()
+            return
+        process.attach(self._loop)
+        self._processes[process.slot] = process
+        log.info("pipeline process %d running again (pid %d)", process.slot + 1, process.pid)
+
+    async def open(self, sid: str, plan: SessionPlan, reason: str) -> ProcessStages:
+        """The session's stages in the pipeline process with the fewest sessions; raises ValueError when a
+        codec rejects the plan, NoPipelineProcess when none is running, StageStuck when the process does not
+        answer within the stage timeout."""
+        running = [p for p in self._processes if p.alive]
+        if not running:
+            raise NoPipelineProcess()
+        process = min(running, key=lambda p: p.sessions)
+        process.sessions += 1
+        limit = self._config.stage_timeout_seconds
+        stages = ProcessStages(process, sid, limit)
+        try:
+            await asyncio.wait_for(asyncio.wrap_future(process.call("open", sid, plan, reason)), limit or None)
+        except asyncio.TimeoutError:
+            process.sessions -= 1
+            raise StageStuck("opening the session's codecs", limit) from None
+        except BaseException:
+            process.sessions -= 1
+            raise
+        return stages
+
+    async def stop(self) -> None:
+        """Ends them all."""
+        self._stopping = True
+        for p in self._processes:
+            if p.alive:
+                self._loop.remove_reader(p.conn.fileno())
+        await asyncio.gather(*(asyncio.to_thread(p.stop) for p in self._processes))

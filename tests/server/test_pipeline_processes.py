@@ -1,0 +1,126 @@
+"""--pipeline-processes: CPU sessions' stages in processes of their own, spread, isolated, replaced."""
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+
+import grpc
+import psutil
+import pytest
+
+from facestream.client import FaceStreamClient
+from facestream.proto import pb, rpc
+from facestream.server.config import ConfigurationError, ServerConfig
+
+from fs_helpers import CLIP, END, clip_packets, h264_config, stream
+from support import CLIP_FRAMES, decode_file, nv12, target
+
+EFFECTS = {"smooth": 0.7, "whiten": 0.3, "eyes": 0.3, "lips": 0.5, "slim": 0.4}
+
+
+def pipeline_pid(started: pb.SessionStarted) -> int:
+    """The pid of the pipeline process the placements say the session runs in."""
+    found = {int(m.group(1)) for s in started.stages
+             if (m := re.search(r"pipeline process \d \(pid (\d+)\)", s.reason))}
+    assert len(found) == 1, [s.reason for s in started.stages]
+    return found.pop()
+
+
+async def test_sessions_spread_over_the_processes_and_match_the_server_process(server_factory, tmp_path):
+    """Two sessions at once land in two pipeline processes; each one's frames, faces and pixels are those
+    the same session gets with its stages in the server process."""
+    spread = await server_factory(backend="cpu", pipeline_processes=2)
+    local = await server_factory(backend="cpu")
+
+    async def run(srv, name: str):
+        faces: list = []
+        async with FaceStreamClient(target(srv)) as client:
+            result = await client.process(str(CLIP), output=str(tmp_path / name), effects=EFFECTS, return_faces=True,
+                                          return_landmarks=True, on_frame=lambda f: faces.append(f.packet.faces))
+        return result, faces
+
+    (a, faces_a), (b, faces_b) = await asyncio.gather(run(spread, "a.mp4"), run(spread, "b.mp4"))
+    reference, faces_ref = await run(local, "ref.mp4")
+    assert a.frames == b.frames == reference.frames == CLIP_FRAMES
+    pids = {pipeline_pid(a.started), pipeline_pid(b.started)}
+    assert pids == set(spread.pipelines.pids) and os.getpid() not in pids
+    assert not any("pipeline process" in s.reason for s in reference.started.stages)
+    assert faces_a == faces_b == faces_ref
+    assert sum(len(f) for f in faces_ref) > CLIP_FRAMES  # the clip's faces, landmarks and all
+    ref = [nv12(f) for f in decode_file(tmp_path / "ref.mp4")]
+    for name in ("a.mp4", "b.mp4"):
+        out = [nv12(f) for f in decode_file(tmp_path / name)]
+        assert len(out) == CLIP_FRAMES and all((x == y).all() for x, y in zip(out, ref, strict=True))
+
+
+async def test_a_killed_process_ends_its_session_alone_and_is_replaced(server_factory):
+    srv = await server_factory(backend="cpu", pipeline_processes=2)
+    packets = clip_packets(120)
+    async with grpc.aio.insecure_channel(target(srv)) as ch:
+        doomed = rpc.FaceStreamStub(ch).Process(timeout=60)
+        await doomed.write(h264_config())
+        started = (await doomed.read()).started
+        for p in packets[:10]:
+            await doomed.write(p)
+        first = await doomed.read()
+        assert first.WhichOneof("msg") == "packet"
+        pid = pipeline_pid(started)
+        other = asyncio.create_task(stream(ch, [h264_config(), *packets, END]))
+        os.kill(pid, signal.SIGKILL)
+        for p in packets[10:]:
+            try:
+                await doomed.write(p)
+            except (grpc.aio.AioRpcError, asyncio.InvalidStateError):
+                break
+        responses = []
+        try:
+            while (r := await doomed.read()) is not grpc.aio.EOF:
+                responses.append(r)
+        except grpc.aio.AioRpcError:
+            pass
+        errors = [r.error for r in responses if r.WhichOneof("msg") == "error"]
+        assert await doomed.code() == grpc.StatusCode.INTERNAL
+        message = f"the pipeline process running this session (pid {pid}) stopped (killed by signal 9)"
+        assert errors and errors[0].message.startswith(message), errors
+        assert message in await doomed.details()
+        survivor = await other
+        assert survivor.code == grpc.StatusCode.OK, survivor
+        assert len(survivor.packets) == 120 and pipeline_pid(survivor.responses[0].started) != pid
+
+        for _ in range(600):  # a new process takes the dead one's place
+            if len(srv.pipelines.pids) == 2 and pid not in srv.pipelines.pids:
+                break
+            await asyncio.sleep(0.05)
+        assert len(srv.pipelines.pids) == 2 and pid not in srv.pipelines.pids
+        runs = await asyncio.gather(*(stream(ch, [h264_config(), *packets[:20], END]) for _ in range(2)))
+        assert [(r.code, len(r.packets)) for r in runs] == [(grpc.StatusCode.OK, 20)] * 2
+        assert {pipeline_pid(r.responses[0].started) for r in runs} == set(srv.pipelines.pids)
+
+
+async def test_errors_in_a_pipeline_process_reach_the_client_as_in_the_server_process(server_factory):
+    """A codec's error raised in the pipeline process gets the status and message it gets in the server."""
+    undeclared = h264_config(input=pb.InputConfig(codec=pb.CODEC_H264))  # the size left to the bitstream
+    outcomes = []
+    for processes in (1, 0):
+        srv = await server_factory(backend="cpu", pipeline_processes=processes, max_width=320, max_height=240)
+        async with grpc.aio.insecure_channel(target(srv)) as ch:
+            outcomes.append(await stream(ch, [undeclared, *clip_packets(5), END]))
+    for o in outcomes:
+        assert o.code == grpc.StatusCode.RESOURCE_EXHAUSTED, o
+        assert "frame size 640x360 is over this server's limit of 320x240" in o.details
+    assert outcomes[0].details == outcomes[1].details
+
+
+async def test_stopping_the_server_ends_its_pipeline_processes(server_factory):
+    srv = await server_factory(backend="cpu", pipeline_processes=2)
+    pids = srv.pipelines.pids
+    assert len(pids) == 2 and all(psutil.pid_exists(p) for p in pids)
+    await srv.stop(0)
+    assert not any(psutil.pid_exists(p) for p in pids)
+
+
+def test_a_negative_count_is_refused_with_the_reason():
+    with pytest.raises(ConfigurationError, match="pipeline-processes: -1 is negative; give 0"):
+        ServerConfig(pipeline_processes=-1)
