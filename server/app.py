@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -74,6 +75,16 @@ def server_credentials(config: ServerConfig) -> grpc.ServerCredentials | None:
     return grpc.ssl_server_credentials([(key, cert)], root_certificates=ca, require_client_auth=ca is not None)
 
 
+def pipeline_process_count(config: ServerConfig) -> int:
+    """How many pipeline processes the server starts: --pipeline-processes, where -1 is one per core when sessions
+    may run on the CPU (on a GPU host with backend auto or gpu, sessions run on the GPU, in this process)."""
+    if config.pipeline_processes >= 0:
+        return config.pipeline_processes
+    if config.backend != "cpu" and backends.gpu_backend_ready()[0]:
+        return 0
+    return os.cpu_count() or 1
+
+
 class FaceStreamServer:
     """A running server; `port` is the bound port (useful with port 0), `metrics_port` likewise.
 
@@ -93,7 +104,8 @@ class FaceStreamServer:
             credentials = server_credentials(config)
         except (OSError, ValueError) as exc:
             raise ConfigurationError(str(exc)) from None
-        self.pipelines = PipelineProcesses(config) if config.pipeline_processes > 0 else None
+        count = pipeline_process_count(config)
+        self.pipelines = PipelineProcesses(config, count) if count else None
         self.service = FaceStreamService(config, self.executor, self.metrics, resolve, self.pipelines)
         interceptors = []
         if self.auth.enabled:
@@ -122,13 +134,15 @@ class FaceStreamServer:
             await self.health.set(name, status)
 
     def _load_models(self) -> None:
-        """Verifies and warms up the models of every backend this server may run sessions on."""
+        """Verifies and warms up the models of every backend this server may run sessions on in this process
+        (the pipeline processes load their own)."""
         from facestream.engines.effects.jit import warm_up as warm_up_effects
 
-        default_store().load()
-        if self.pipelines is None or self.config.backend != "cpu":
+        gpu = self.config.backend != "cpu" and backends.gpu_backend_ready()[0]
+        if self.pipelines is None or gpu:
+            default_store().load()
             warm_up_effects()
-        if self.config.backend != "cpu" and backends.gpu_backend_ready()[0]:
+        if gpu:
             from facestream.engines.vision.gpu import shared_models
 
             # the first call makes the process's models: the batching budget is fixed here
@@ -149,7 +163,7 @@ class FaceStreamServer:
             try:
                 await self.pipelines.start()  # each loads and warms up its own models
             except PipelineProcessLost as exc:
-                raise ConfigurationError(f"--pipeline-processes {self.config.pipeline_processes}: {exc}") from None
+                raise ConfigurationError(f"--pipeline-processes {len(self.pipelines)}: {exc}") from None
         memory.settle()
         self.service.slots.ready = True
         self.metrics.model_ready.set(1)

@@ -28,10 +28,12 @@ class ServerConfig:
     max_faces: int = field(default=4, metadata={"help": "faces tracked per frame"})
     workers: int = field(default=0, metadata={"help": "threads running pipeline stages (0: 2 x cores + 2)"})
     pipeline_processes: int = field(
-        default=0,
+        default=-1,
         metadata={"help": "run the stages of CPU sessions in this many processes of their own, each session in the "
-                          "one with the fewest (0: in the server process); about one per core lets several streams "
-                          "use the cores without contending for one interpreter lock"},
+                          "one with the fewest, so that several streams use the cores without contending for one "
+                          "interpreter lock and a crash in a codec ends only the sessions of its process; 0: in the "
+                          "server process; -1: one per core when sessions may run on the CPU (backend cpu, or auto "
+                          "on a host without a usable GPU), else 0"},
     )
     queue_depth: int = field(default=4, metadata={"help": "frames buffered between stages of a session"})
     error_drain_seconds: float = field(
@@ -134,9 +136,9 @@ class ServerConfig:
             check_budget(self.batch_budget_ms)
         except (TypeError, ValueError) as exc:
             raise ConfigurationError(f"batch-budget-ms: {exc}") from None
-        if self.pipeline_processes < 0:
-            raise ConfigurationError(f"pipeline-processes: {self.pipeline_processes} is negative; give 0 (none) "
-                                     "or a number of processes")
+        if self.pipeline_processes < -1:
+            raise ConfigurationError(f"pipeline-processes: {self.pipeline_processes} is not a number of processes; "
+                                     "give one, or 0 (none), or -1 (one per core on the CPU)")
 
     @property
     def address(self) -> str:

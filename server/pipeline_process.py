@@ -23,7 +23,7 @@ from facestream.engines.effects.base import EffectSettings
 from facestream.engines.pipeline import DecodeStage, EffectsStage, EncodeStage, FrameInFlight
 from facestream.engines.stages import FrameStatus
 
-from . import logs
+from . import logs, memory
 from .config import ServerConfig
 from .plan import SessionPlan
 from .stage_host import build_stages
@@ -105,6 +105,8 @@ class _Host:
         if s is not None:
             s.decode.close()
             s.encode.close()
+        if not self._sessions:
+            memory.release()  # idle: freed frames and codec buffers back to the OS, as the server does
 
     def run(self, number: int, name: str, sid: str, args: tuple) -> None:
         """One call, on a pool thread; its result or error goes back with its number."""
@@ -146,6 +148,7 @@ def main(conn: Connection, config: ServerConfig, threads: int) -> None:
 
         default_store().load()
         warm_up()
+        memory.settle()
     except Exception as exc:
         conn.send(("failed", f"{type(exc).__name__}: {exc}"))
         return

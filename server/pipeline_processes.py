@@ -205,9 +205,9 @@ class ProcessStages:
 class PipelineProcesses:
     """The server's pipeline processes: started with the server, replaced when one dies, stopped with it."""
 
-    def __init__(self, config: ServerConfig) -> None:
+    def __init__(self, config: ServerConfig, count: int) -> None:
         self._config = config
-        self._count = config.pipeline_processes
+        self._count = count
         # A session's calls run at once at most one per stage; room for every session on one process.
         self._threads = 3 * max(1, config.max_sessions) + 2
         self._processes: list[_Process] = []

@@ -64,6 +64,9 @@ async def server_factory():
     servers: list[FaceStreamServer] = []
 
     async def start(resolve=backends.resolve, **overrides) -> FaceStreamServer:
+        # Stages in the server process unless a test asks otherwise: a `resolve` backend (hooked, slowed) runs
+        # there, and the pipeline processes' own tests start them.
+        overrides.setdefault("pipeline_processes", 0)
         srv = FaceStreamServer(ServerConfig(host="127.0.0.1", port=0, **overrides), resolve=resolve)
         await srv.start()
         servers.append(srv)

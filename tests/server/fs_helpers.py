@@ -127,15 +127,19 @@ class Served:
     def metrics(self) -> dict[str, float]:
         return scrape(f"http://127.0.0.1:{self.metrics_port}/metrics")
 
+    def _processes(self) -> list[psutil.Process]:
+        """The server and the processes it started (its pipeline processes): the work is done in both."""
+        server = psutil.Process(self.proc.pid)
+        return [server, *server.children(recursive=True)]
+
     def rss(self) -> int:
-        return psutil.Process(self.proc.pid).memory_info().rss
+        return sum(p.memory_info().rss for p in self._processes())
 
     def cpu_seconds(self) -> float:
-        t = psutil.Process(self.proc.pid).cpu_times()
-        return t.user + t.system
+        return sum(t.user + t.system for t in (p.cpu_times() for p in self._processes()))
 
     def threads(self) -> int:
-        return psutil.Process(self.proc.pid).num_threads()
+        return sum(p.num_threads() for p in self._processes())
 
 
 def scrape(url: str) -> dict[str, float]:

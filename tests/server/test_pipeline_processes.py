@@ -121,6 +121,14 @@ async def test_stopping_the_server_ends_its_pipeline_processes(server_factory):
     assert not any(psutil.pid_exists(p) for p in pids)
 
 
-def test_a_negative_count_is_refused_with_the_reason():
-    with pytest.raises(ConfigurationError, match="pipeline-processes: -1 is negative; give 0"):
-        ServerConfig(pipeline_processes=-1)
+def test_a_count_below_minus_one_is_refused_with_the_reason():
+    with pytest.raises(ConfigurationError, match="pipeline-processes: -2 is not a number of processes; give one"):
+        ServerConfig(pipeline_processes=-2)
+
+
+def test_by_default_one_per_core_for_cpu_sessions_and_none_on_request():
+    from facestream.server.app import pipeline_process_count
+
+    assert pipeline_process_count(ServerConfig(backend="cpu")) == os.cpu_count()
+    assert pipeline_process_count(ServerConfig(backend="cpu", pipeline_processes=0)) == 0
+    assert pipeline_process_count(ServerConfig(backend="cpu", pipeline_processes=3)) == 3
