@@ -64,9 +64,10 @@ def build_parser() -> argparse.ArgumentParser:
     where.add_argument("--server-processes", type=int, default=1,
                        help="server processes to start (subprocess mode), each on its own port; stream i starts "
                             "on the i-th (the sessions of one process share its interpreter)")
-    where.add_argument("--pipeline-processes", type=int, default=0,
+    where.add_argument("--pipeline-processes", type=int, default=-1,
                        help="--pipeline-processes of the servers started here: CPU sessions' stages in that many "
-                            "processes of their own per server (0: in the server process)")
+                            "processes of their own per server (0: in the server process; -1: the server's "
+                            "default, one per core)")
     where.add_argument("--realtime-latency-ms", type=float, default=0.0,
                        help="--realtime-latency-ms of a server started here (0: the server's default)")
     src = ap.add_argument_group("load")
@@ -114,7 +115,7 @@ class _Server:
     """The servers started for the run: child processes (default; one or more) or one in this process."""
 
     def __init__(self, mode: str, backend: str, max_sessions: int, realtime_latency_ms: float,
-                 processes: int = 1, pipeline_processes: int = 0) -> None:
+                 processes: int = 1, pipeline_processes: int = -1) -> None:
         self.mode, self.backend, self.max_sessions = mode, backend, max_sessions
         self.realtime_latency_ms = realtime_latency_ms
         self.processes = processes
@@ -236,7 +237,8 @@ async def run(opts: argparse.Namespace) -> dict[str, Any]:
         "machine": machine,
         "config": {"label": opts.label, "server": opts.target or opts.server,
                    "server_processes": 0 if opts.target else opts.server_processes,
-                   "pipeline_processes": 0 if opts.target else opts.pipeline_processes, "backend": opts.backend,
+                   "pipeline_processes": None if opts.target else opts.pipeline_processes,
+                   "backend": opts.backend,
                    "clip": clip, "clip_name": Path(clip).name, "width": size[0], "height": size[1],
                    "source_fps": rate, "frames": frames, "effects": effects,
                    "drop_policy": "realtime" if realtime else "lossless", "paced": not opts.no_pace,
@@ -365,9 +367,10 @@ def main(argv: list[str] | None = None) -> int:
             parse_size(opts.size)
         if opts.server_processes < 1:
             raise ValueError(f"--server-processes must be 1 or more, not {opts.server_processes}")
-        if opts.pipeline_processes < 0:
-            raise ValueError(f"--pipeline-processes must be 0 or more, not {opts.pipeline_processes}")
-        if opts.pipeline_processes and opts.target:
+        if opts.pipeline_processes < -1:
+            raise ValueError(f"--pipeline-processes must be -1 (the server's default), 0 or more, "
+                             f"not {opts.pipeline_processes}")
+        if opts.pipeline_processes != -1 and opts.target:
             raise ValueError("--pipeline-processes is a setting of the servers started here: with --target, give it "
                              "to those servers instead")
         if opts.server_processes > 1 and (opts.target or opts.server == "inprocess"):

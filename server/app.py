@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import os
 import signal
 from concurrent.futures import ThreadPoolExecutor
@@ -75,14 +76,28 @@ def server_credentials(config: ServerConfig) -> grpc.ServerCredentials | None:
     return grpc.ssl_server_credentials([(key, cert)], root_certificates=ca, require_client_auth=ca is not None)
 
 
+def usable_cores(cgroup: Path = Path("/sys/fs/cgroup")) -> int:
+    """The cores this process may use: those it may run on, within its cgroup's CPU quota (a container's
+    CPU limit, which os.cpu_count does not see)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    try:
+        quota, period = (cgroup / "cpu.max").read_text().split()  # cgroup v2: "max 100000" or "200000 100000"
+        if quota != "max":
+            cores = min(cores, max(1, math.ceil(int(quota) / int(period))))
+    except (OSError, ValueError):
+        pass
+    return cores
+
+
 def pipeline_process_count(config: ServerConfig) -> int:
-    """How many pipeline processes the server starts: --pipeline-processes, where -1 is one per core when sessions
-    may run on the CPU (on a GPU host with backend auto or gpu, sessions run on the GPU, in this process)."""
+    """How many pipeline processes the server starts: --pipeline-processes, where -1 is one per usable core
+    (no more than --max-sessions) when sessions may run on the CPU; on a GPU host with backend auto or gpu,
+    sessions run on the GPU, in this process."""
     if config.pipeline_processes >= 0:
         return config.pipeline_processes
     if config.backend != "cpu" and backends.gpu_backend_ready()[0]:
         return 0
-    return os.cpu_count() or 1
+    return max(1, min(usable_cores(), config.max_sessions))
 
 
 class FaceStreamServer:
@@ -105,7 +120,7 @@ class FaceStreamServer:
         except (OSError, ValueError) as exc:
             raise ConfigurationError(str(exc)) from None
         count = pipeline_process_count(config)
-        self.pipelines = PipelineProcesses(config, count) if count else None
+        self.pipelines = PipelineProcesses(config, count, self.metrics) if count else None
         self.service = FaceStreamService(config, self.executor, self.metrics, resolve, self.pipelines)
         interceptors = []
         if self.auth.enabled:

@@ -55,6 +55,11 @@ class Metrics:
                                        buckets=_LATENCY_BUCKETS, registry=r)
         self.auth_failures = Counter("facestream_auth_failures", "Rejected credentials, by reason", ["reason"],
                                      registry=r)
+        self.pipeline_processes = Gauge("facestream_pipeline_processes",
+                                        "Pipeline processes running and taking sessions", registry=r)
+        self.pipeline_processes_lost = Counter("facestream_pipeline_processes_lost",
+                                               "Pipeline processes that stopped unexpectedly (each replaced)",
+                                               registry=r)
         self.stuck_calls = Counter("facestream_stuck_stage_calls",
                                    "Stage calls that outlasted --stage-timeout-seconds (each ended its session)",
                                    registry=r)

@@ -25,6 +25,7 @@ from facestream.engines.pipeline import FrameInFlight
 from . import pipeline_process
 from .config import ServerConfig
 from .errors import NoPipelineProcess, PipelineProcessLost, StageStuck
+from .metrics import Metrics
 from .plan import SessionPlan
 
 log = logging.getLogger("facestream.pipeline")
@@ -205,9 +206,10 @@ class ProcessStages:
 class PipelineProcesses:
     """The server's pipeline processes: started with the server, replaced when one dies, stopped with it."""
 
-    def __init__(self, config: ServerConfig, count: int) -> None:
+    def __init__(self, config: ServerConfig, count: int, metrics: Metrics) -> None:
         self._config = config
         self._count = count
+        self._metrics = metrics
         # A session's calls run at once at most one per stage; room for every session on one process.
         self._threads = 3 * max(1, config.max_sessions) + 2
         self._processes: list[_Process] = []
@@ -236,12 +238,15 @@ class PipelineProcesses:
         for p in started:
             p.attach(loop)
         self._processes = started
+        self._metrics.pipeline_processes.set(len(self.pids))
         log.info("%d pipeline processes running (pids %s)", self._count, ", ".join(map(str, self.pids)))
 
     def _lost(self, process: _Process) -> None:
         """On a thread, once the lost process's sessions have their errors: a new process takes its place."""
         if self._stopping:
             return
+        self._metrics.pipeline_processes_lost.inc()
+        self._metrics.pipeline_processes.set(len(self.pids))
         log.error("pipeline process %d (pid %d) stopped (%s) with %d sessions; starting another", process.slot + 1,
                   process.pid, _exit_text(process.proc.exitcode), process.sessions)
         replacement = _Process(process.slot, self._config, self._threads, self._lost)
@@ -258,6 +263,7 @@ class PipelineProcesses:
             return
         process.attach(self._loop)
         self._processes[process.slot] = process
+        self._metrics.pipeline_processes.set(len(self.pids))
         log.info("pipeline process %d running again (pid %d)", process.slot + 1, process.pid)
 
     async def open(self, sid: str, plan: SessionPlan, reason: str) -> ProcessStages:

@@ -107,7 +107,7 @@ async def test_streams_spread_over_the_servers_given(server_factory, media):
     (["--server-processes", "0"], "--server-processes must be 1 or more, not 0"),
     (["--server-processes", "2", "--target", "127.0.0.1:1"], "list several servers in --target instead"),
     (["--server-processes", "2", "--server", "inprocess"], "starts servers as subprocesses"),
-    (["--pipeline-processes", "-1"], "--pipeline-processes must be 0 or more, not -1"),
+    (["--pipeline-processes", "-2"], "--pipeline-processes must be -1 (the server's default), 0 or more, not -2"),
     (["--pipeline-processes", "2", "--target", "127.0.0.1:1"], "give it to those servers instead"),
 ])
 def test_server_processes_that_cannot_be_started_are_refused(args, says):

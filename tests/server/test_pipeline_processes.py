@@ -94,6 +94,8 @@ async def test_a_killed_process_ends_its_session_alone_and_is_replaced(server_fa
                 break
             await asyncio.sleep(0.05)
         assert len(srv.pipelines.pids) == 2 and pid not in srv.pipelines.pids
+        gauge = srv.metrics.registry.get_sample_value
+        assert gauge("facestream_pipeline_processes") == 2 and gauge("facestream_pipeline_processes_lost_total") == 1
         runs = await asyncio.gather(*(stream(ch, [h264_config(), *packets[:20], END]) for _ in range(2)))
         assert [(r.code, len(r.packets)) for r in runs] == [(grpc.StatusCode.OK, 20)] * 2
         assert {pipeline_pid(r.responses[0].started) for r in runs} == set(srv.pipelines.pids)
@@ -126,9 +128,17 @@ def test_a_count_below_minus_one_is_refused_with_the_reason():
         ServerConfig(pipeline_processes=-2)
 
 
-def test_by_default_one_per_core_for_cpu_sessions_and_none_on_request():
-    from facestream.server.app import pipeline_process_count
+def test_by_default_one_per_usable_core_for_cpu_sessions_and_none_on_request(tmp_path):
+    from facestream.server.app import pipeline_process_count, usable_cores
 
-    assert pipeline_process_count(ServerConfig(backend="cpu")) == os.cpu_count()
+    cores = len(os.sched_getaffinity(0))
+    assert pipeline_process_count(ServerConfig(backend="cpu")) == min(usable_cores(), 16)
+    assert pipeline_process_count(ServerConfig(backend="cpu", max_sessions=1)) == 1
+    (tmp_path / "cpu.max").write_text("max 100000\n")
+    assert usable_cores(tmp_path) == cores
+    (tmp_path / "cpu.max").write_text("50000 100000\n")  # a container limited to half a core
+    assert usable_cores(tmp_path) == 1
+    (tmp_path / "cpu.max").write_text(f"{cores * 200000} 100000\n")  # a quota above the cores it may run on
+    assert usable_cores(tmp_path) == cores
     assert pipeline_process_count(ServerConfig(backend="cpu", pipeline_processes=0)) == 0
     assert pipeline_process_count(ServerConfig(backend="cpu", pipeline_processes=3)) == 3
