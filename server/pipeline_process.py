@@ -3,8 +3,8 @@
 It loads and warms up the models, says it is ready, then takes calls off its connection: each runs on
 a thread of its own pool (so the stages of a session overlap as they do in the server), and its
 reply goes back with the call's number. Decoded frames stay here, by session and frame index, until
-encoded; the server gets their records without pixels. It ends when the server closes the
-connection, or asks it to with None.
+encoded; the server gets their records without pixels once, then only what the effects and the
+encoder change. It ends when the server closes the connection, or asks it to with None.
 """
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, replace
 from multiprocessing.connection import Connection
 from typing import Any, Callable
 
-from facestream.engines.codec.base import CodecError
+from facestream.engines.codec.base import CodecError, EncodedPacket
 from facestream.engines.cpu_backend import CpuBackend
 from facestream.engines.effects.base import EffectSettings
 from facestream.engines.pipeline import DecodeStage, EffectsStage, EncodeStage, FrameInFlight
@@ -32,6 +32,9 @@ log = logging.getLogger("facestream.pipeline")
 
 # What a decode call returns: the frames' records, then the decoder's expected_vision_s and just_skipped.
 Decoded = tuple[list[FrameInFlight], float, bool]
+# What the effects and encode calls return of a frame the server already has the record of: what they changed.
+Timings = dict[str, float]
+Encoded = list[tuple[int, EncodedPacket | None, Timings]]  # (frame index, packet, timings), in output order
 
 
 def _record(item: FrameInFlight) -> FrameInFlight:
@@ -52,10 +55,10 @@ class _Session:
             self.frames[item.frame.index] = item
         return [_record(i) for i in items], self.decode.expected_vision_s, self.decode.just_skipped
 
-    def encoded(self, items: list[FrameInFlight]) -> list[FrameInFlight]:
+    def encoded(self, items: list[FrameInFlight]) -> Encoded:
         for item in items:
             self.frames.pop(item.frame.index, None)
-        return [_record(i) for i in items]
+        return [(i.frame.index, i.packet, i.timings) for i in items]
 
 
 class _Host:
@@ -86,17 +89,17 @@ class _Host:
         s = self._sessions[sid]
         return s.decoded(s.decode.flush())
 
-    def apply_effects(self, sid: str, index: int) -> FrameInFlight:
+    def apply_effects(self, sid: str, index: int) -> Timings:
         s = self._sessions[sid]
-        return _record(s.effects.apply(s.frames[index]))
+        return s.effects.apply(s.frames[index]).timings
 
-    def encode(self, sid: str, index: int, status: FrameStatus) -> list[FrameInFlight]:
+    def encode(self, sid: str, index: int, status: FrameStatus) -> Encoded:
         s = self._sessions[sid]
         item = s.frames[index]
         item.status = status  # the server's real-time policy may have dropped it
         return s.encoded(s.encode.encode(item))
 
-    def flush_encoder(self, sid: str) -> list[FrameInFlight]:
+    def flush_encoder(self, sid: str) -> Encoded:
         s = self._sessions[sid]
         return s.encoded(s.encode.flush())
 

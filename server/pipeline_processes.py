@@ -12,6 +12,7 @@ and is replaced.
 from __future__ import annotations
 
 import asyncio
+import functools
 import itertools
 import logging
 import multiprocessing
@@ -156,6 +157,8 @@ class ProcessStages:
         self._close_timeout = close_timeout if close_timeout > 0 else None
         self._expected_vision_s = 0.0
         self._just_skipped = False
+        # The records of the frames decoded and not yet encoded, by frame index.
+        self._frames: dict[int, FrameInFlight] = {}
         self.where = f"pipeline process {process.slot + 1} (pid {process.pid})"
 
     @property
@@ -168,7 +171,21 @@ class ProcessStages:
 
     def _decoded(self, reply: pipeline_process.Decoded) -> list[FrameInFlight]:
         items, self._expected_vision_s, self._just_skipped = reply
+        for item in items:
+            self._frames[item.frame.index] = item
         return items
+
+    def _effects_applied(self, item: FrameInFlight, timings: pipeline_process.Timings) -> FrameInFlight:
+        item.timings = timings
+        return item
+
+    def _encoded(self, reply: pipeline_process.Encoded) -> list[FrameInFlight]:
+        out = []
+        for index, packet, timings in reply:
+            item = self._frames.pop(index)
+            item.packet, item.timings = packet, timings
+            out.append(item)
+        return out
 
     def _call(self, name: str, *args: Any, then: Callable[[Any], Any] | None = None) -> Future:
         return self._process.call(name, self._sid, *args, then=then)
@@ -183,13 +200,13 @@ class ProcessStages:
         return self._call("flush_decoder", then=self._decoded)
 
     def apply_effects(self, item: FrameInFlight) -> Future[FrameInFlight]:
-        return self._call("apply_effects", item.frame.index)
+        return self._call("apply_effects", item.frame.index, then=functools.partial(self._effects_applied, item))
 
     def encode(self, item: FrameInFlight) -> Future[list[FrameInFlight]]:
-        return self._call("encode", item.frame.index, item.status)
+        return self._call("encode", item.frame.index, item.status, then=self._encoded)
 
     def flush_encoder(self) -> Future[list[FrameInFlight]]:
-        return self._call("flush_encoder")
+        return self._call("flush_encoder", then=self._encoded)
 
     async def close(self) -> None:
         try:
