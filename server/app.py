@@ -149,15 +149,13 @@ class FaceStreamServer:
             await self.health.set(name, status)
 
     def _load_models(self) -> None:
-        """Verifies and warms up the models of every backend this server may run sessions on in this process
-        (the pipeline processes load their own)."""
+        """Verifies and warms up the models of every backend this server may run sessions on (each pipeline
+        process loads its own)."""
         from facestream.engines.effects.jit import warm_up as warm_up_effects
 
-        gpu = self.config.backend != "cpu" and backends.gpu_backend_ready()[0]
-        if self.pipelines is None or gpu:
-            default_store().load()
-            warm_up_effects()
-        if gpu:
+        default_store().load()
+        warm_up_effects()
+        if self.config.backend != "cpu" and backends.gpu_backend_ready()[0]:
             from facestream.engines.vision.gpu import shared_models
 
             # the first call makes the process's models: the batching budget is fixed here

@@ -61,14 +61,6 @@ class PipelineProcessLost(Exception):
     """The pipeline process running a session stopped (killed, or crashed in a codec or a model)."""
 
 
-class NoPipelineProcess(Exception):
-    """No pipeline process is running to take a new session (they are being replaced)."""
-
-    def __init__(self) -> None:
-        super().__init__("no pipeline process is running on this server (they are being restarted); "
-                         "retry shortly or use another server")
-
-
 # Each internal error, most specific first, and the status it ends the stream with; the message is the error's own.
 STATUS: tuple[tuple[type[Exception], grpc.StatusCode], ...] = (
     (OverLimit, grpc.StatusCode.RESOURCE_EXHAUSTED),          # a config over this server's limits
@@ -77,7 +69,6 @@ STATUS: tuple[tuple[type[Exception], grpc.StatusCode], ...] = (
     (CodecError, grpc.StatusCode.INVALID_ARGUMENT),           # a stream the codecs reject
     (BackendUnavailable, grpc.StatusCode.FAILED_PRECONDITION),  # a backend this host cannot run
     (NoFreeWorker, grpc.StatusCode.UNAVAILABLE),
-    (NoPipelineProcess, grpc.StatusCode.UNAVAILABLE),
     (PipelineProcessLost, grpc.StatusCode.INTERNAL),
     (StageStuck, grpc.StatusCode.INTERNAL),
 )

@@ -6,7 +6,8 @@ streams in one process lose more to that than to their own work (README, Perform
 pipeline processes the event loop and gRPC stay in the server process, and each CPU session's
 stages run in the pipeline process with the fewest sessions, each process with its own models and
 interpreter lock. Only packets, effect settings and the frames' records (without their pixels)
-cross. A pipeline process that dies ends its own sessions with an error that says so, no others,
+cross. The server process takes sessions too, first on a tie: a stream alone there has no calls to
+hand across. A pipeline process that dies ends its own sessions with an error that says so, no others,
 and is replaced.
 """
 from __future__ import annotations
@@ -25,9 +26,10 @@ from facestream.engines.pipeline import FrameInFlight
 
 from . import pipeline_process
 from .config import ServerConfig
-from .errors import NoPipelineProcess, PipelineProcessLost, StageStuck
+from .errors import PipelineProcessLost, StageStuck
 from .metrics import Metrics
 from .plan import SessionPlan
+from .stage_host import SessionStages
 
 log = logging.getLogger("facestream.pipeline")
 
@@ -70,7 +72,8 @@ class _Process:
         try:
             message = self.conn.recv() if self.conn.poll(_START_SECONDS) else ("failed", "no answer")
         except (EOFError, OSError):
-            message = ("failed", "it exited")
+            self.proc.join(_EXIT_SECONDS)
+            message = ("failed", f"it exited ({_exit_text(self.proc.exitcode)}; its error is in the log above)")
         if message[0] != "ready":
             self.stop()
             raise PipelineProcessLost(f"pipeline process {self.slot + 1} did not start: {message[1]}")
@@ -230,6 +233,7 @@ class PipelineProcesses:
         # A session's calls run at once at most one per stage; room for every session on one process.
         self._threads = 3 * max(1, config.max_sessions) + 2
         self._processes: list[_Process] = []
+        self._here = 0  # sessions whose stages run in the server process
         self._stopping = False
         self._loop: asyncio.AbstractEventLoop
 
@@ -283,14 +287,18 @@ class PipelineProcesses:
         self._metrics.pipeline_processes.set(len(self.pids))
         log.info("pipeline process %d running again (pid %d)", process.slot + 1, process.pid)
 
-    async def open(self, sid: str, plan: SessionPlan, reason: str) -> ProcessStages:
-        """The session's stages in the pipeline process with the fewest sessions; raises ValueError when a
-        codec rejects the plan, NoPipelineProcess when none is running, StageStuck when the process does not
-        answer within the stage timeout."""
+    async def open(self, sid: str, plan: SessionPlan, reason: str,
+                   here: Callable[[Callable[[], None]], SessionStages]) -> SessionStages:
+        """The session's stages where the fewest sessions run: in the server process (first, on a tie: no calls
+        to hand across, so one stream alone loses nothing to the processes), made by `here` (given what to call
+        when they close), or in a pipeline process. Raises ValueError when a codec rejects the plan, StageStuck
+        when the process does not answer within the stage timeout."""
         running = [p for p in self._processes if p.alive]
-        if not running:
-            raise NoPipelineProcess()
-        process = min(running, key=lambda p: p.sessions)
+        process = min(running, key=lambda p: p.sessions, default=None)
+        if process is None or self._here <= process.sessions:
+            stages = here(self._closed_here)
+            self._here += 1
+            return stages
         process.sessions += 1
         limit = self._config.stage_timeout_seconds
         stages = ProcessStages(process, sid, limit)
@@ -303,6 +311,9 @@ class PipelineProcesses:
             process.sessions -= 1
             raise
         return stages
+
+    def _closed_here(self) -> None:
+        self._here -= 1
 
     async def stop(self) -> None:
         """Ends them all."""

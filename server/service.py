@@ -204,7 +204,9 @@ class FaceStreamService:
                                    plan.encoder.codec.value)
             stages: SessionStages
             if self.pipelines is not None and backend.name == "cpu":
-                stages = await self.pipelines.open(sid, plan, backend.reason)
+                stages = await self.pipelines.open(
+                    sid, plan, backend.reason,
+                    lambda closed: ThreadStages(backend, plan, self.config, self.executor, closed))
             else:
                 stages = ThreadStages(backend, plan, self.config, self.executor)
             return Session(plan, backend, stages, self.config, self.stuck, sid, self.metrics)

@@ -73,9 +73,11 @@ class ThreadStages:
 
     where = ""
 
-    def __init__(self, backend: Backend, plan: SessionPlan, server: ServerConfig, executor: Executor) -> None:
+    def __init__(self, backend: Backend, plan: SessionPlan, server: ServerConfig, executor: Executor,
+                 closed: Callable[[], None] = lambda: None) -> None:
         self._decode, self._effects, self._encode = build_stages(backend, plan, server)
         self._executor = executor
+        self._closed = closed  # told once the codecs are released
 
     @property
     def expected_vision_s(self) -> float:
@@ -111,7 +113,10 @@ class ThreadStages:
 
     async def close(self) -> None:
         # In a thread of its own, not on the workers: when they are all busy or stuck, the session must still end.
-        await asyncio.to_thread(self._release)
+        try:
+            await asyncio.to_thread(self._release)
+        finally:
+            self._closed()
 
     def _release(self) -> None:
         self._decode.close()

@@ -117,18 +117,18 @@ def test_server_processes_that_cannot_be_started_are_refused(args, says):
 
 
 def test_bench_with_pipeline_processes_samples_them(tmp_path, media):
-    """The server's pipeline processes do the work, and their CPU is sampled with the server's."""
+    """Of two streams, the server process takes one and its pipeline process the other; the pipeline process's
+    CPU is sampled with the server's."""
     out = tmp_path / "bench"
     proc = subprocess.run([sys.executable, "-m", "facestream.benchmarks.cli", "--server", "inprocess",
                            "--pipeline-processes", "1", "--backend", "cpu", "--clip", str(CLIP), "--frames", "30",
-                           "--streams", "1", "--throughput-runs", "0", "--no-peers", "--no-plots", "--out", str(out),
+                           "--streams", "2", "--throughput-runs", "0", "--no-peers", "--no-plots", "--out", str(out),
                            "--quiet"], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     result = json.loads((out / "result.json").read_text())
     assert result["config"]["pipeline_processes"] == 1
     (step,) = result["paced"]
-    assert step["frames_received"] == 30 and step["frame_status"] == {"processed": 30}
-    assert any("in pipeline process 1 (pid " in p["reason"] for p in result["placements"])
+    assert step["frames_received"] == 60 and step["frame_status"] == {"processed": 60}
     servers = result["config"]["sampled_pids"]["servers"]
     assert servers  # the pipeline process (the server itself is this client's process)
     if monitor.psutil is not None:
