@@ -289,13 +289,14 @@ class PipelineProcesses:
 
     async def open(self, sid: str, plan: SessionPlan, reason: str,
                    here: Callable[[Callable[[], None]], SessionStages]) -> SessionStages:
-        """The session's stages where the fewest sessions run: in the server process (first, on a tie: no calls
-        to hand across, so one stream alone loses nothing to the processes), made by `here` (given what to call
-        when they close), or in a pipeline process. Raises ValueError when a codec rejects the plan, StageStuck
+        """The session's stages where the fewest sessions run: in the server process (made by `here`, given what
+        to call when they close) when it has none (no calls to hand across: one stream alone loses nothing to the
+        processes) or fewer than every pipeline process (it also runs the event loop for all), else in the
+        pipeline process with the fewest. Raises ValueError when a codec rejects the plan, StageStuck
         when the process does not answer within the stage timeout."""
         running = [p for p in self._processes if p.alive]
         process = min(running, key=lambda p: p.sessions, default=None)
-        if process is None or self._here <= process.sessions:
+        if process is None or self._here == 0 or self._here < process.sessions:
             stages = here(self._closed_here)
             self._here += 1
             return stages
