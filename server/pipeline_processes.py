@@ -3,12 +3,12 @@
 Every codec, model and effect call gives up the interpreter lock and must win it back from the
 threads running Python: the event loop, gRPC, the other sessions' tracking and masks. Three 360p
 streams in one process lose more to that than to their own work (README, Performance). With N
-pipeline processes the event loop and gRPC stay in the server process, and each CPU session's
-stages run in the pipeline process with the fewest sessions, each process with its own models and
-interpreter lock. Only packets, effect settings and the frames' records (without their pixels)
-cross. The server process takes sessions too, first on a tie: a stream alone there has no calls to
-hand across. A pipeline process that dies ends its own sessions with an error that says so, no others,
-and is replaced.
+pipeline processes the event loop and gRPC stay in the server process, and the CPU sessions' stages
+run spread over it and the pipeline processes, each with its own models and interpreter lock. Only
+packets, effect settings and the frames' records (without their pixels) cross. The server process
+takes a session while it has none (a stream alone there has no calls to hand across) or fewer than
+every pipeline process. A pipeline process that dies ends its own sessions with an error that says
+so, no others, and is replaced.
 """
 from __future__ import annotations
 
