@@ -89,13 +89,18 @@ def usable_cores(cgroup: Path = Path("/sys/fs/cgroup")) -> int:
     return cores
 
 
+def _gpu_sessions(config: ServerConfig) -> bool:
+    """Whether sessions may run on the GPU here (backend auto or gpu on a host with a usable one)."""
+    return config.backend != "cpu" and backends.gpu_backend_ready()[0]
+
+
 def pipeline_process_count(config: ServerConfig) -> int:
     """How many pipeline processes the server starts: --pipeline-processes, where -1 is one per usable core
     (no more than --max-sessions) when sessions may run on the CPU; on a GPU host with backend auto or gpu,
     sessions run on the GPU, in this process."""
     if config.pipeline_processes >= 0:
         return config.pipeline_processes
-    if config.backend != "cpu" and backends.gpu_backend_ready()[0]:
+    if _gpu_sessions(config):
         return 0
     return max(1, min(usable_cores(), config.max_sessions))
 
@@ -155,7 +160,7 @@ class FaceStreamServer:
 
         default_store().load()
         warm_up_effects()
-        if self.config.backend != "cpu" and backends.gpu_backend_ready()[0]:
+        if _gpu_sessions(self.config):
             from facestream.engines.vision.gpu import shared_models
 
             # the first call makes the process's models: the batching budget is fixed here

@@ -29,11 +29,13 @@ class ServerConfig:
     workers: int = field(default=0, metadata={"help": "threads running pipeline stages (0: 2 x cores + 2)"})
     pipeline_processes: int = field(
         default=-1,
-        metadata={"help": "run the stages of CPU sessions in this many processes of their own, each session in the "
-                          "one with the fewest, so that several streams use the cores without contending for one "
-                          "interpreter lock and a crash in a codec ends only the sessions of its process; 0: in the "
-                          "server process; -1: one per core when sessions may run on the CPU (backend cpu, or auto "
-                          "on a host without a usable GPU), else 0"},
+        metadata={"help": "pipeline processes: the stages of CPU sessions run spread over the server process and "
+                          "this many processes of their own (a new session where the fewest run, the server process "
+                          "while it has none or fewer than each of them), so that several streams use the cores "
+                          "without contending for one interpreter lock and a crash in a codec ends only the sessions "
+                          "of its process; 0: all in the server process; -1: one per usable core (within the CPU "
+                          "quota, at most max-sessions) when sessions may run on the CPU (backend cpu, or auto on a "
+                          "host without a usable GPU), else 0"},
     )
     queue_depth: int = field(default=4, metadata={"help": "frames buffered between stages of a session"})
     error_drain_seconds: float = field(

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import random
 import uuid
@@ -202,13 +203,12 @@ class FaceStreamService:
             plan = session_plan(config, self.config)
             backend = self.resolve(plan.backend if plan.backend != "auto" else self.config.backend,
                                    plan.encoder.codec.value)
+            here = functools.partial(ThreadStages, backend, plan, self.config, self.executor)
             stages: SessionStages
             if self.pipelines is not None and backend.name == "cpu":
-                stages = await self.pipelines.open(
-                    sid, plan, backend.reason,
-                    lambda closed: ThreadStages(backend, plan, self.config, self.executor, closed))
+                stages = await self.pipelines.open(sid, plan, backend.reason, here)
             else:
-                stages = ThreadStages(backend, plan, self.config, self.executor)
+                stages = here()
             return Session(plan, backend, stages, self.config, self.stuck, sid, self.metrics)
         except ConfigError:
             raise
