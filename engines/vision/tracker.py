@@ -51,8 +51,8 @@ class TrackerSettings:
 
     max_faces: most faces reported per frame. Frame counts here are frames vision runs on (the
     real-time policy may skip some). detect_every: while faces are tracked and fewer
-    than max_faces, look for new ones every N frames (and at once when a tracked face is lost;
-    with max_faces tracked, the mesh alone follows them, as MediaPipe's face mesh does).
+    than max_faces, look for new ones every N frames (and on the frame after one where a tracked face
+    was lost; with max_faces tracked, the mesh alone follows them, as MediaPipe's face mesh does).
     idle_detect_every: while no face is tracked, run the detector every N frames (a new face is
     picked up at most N-1 frames late; the detector is the costliest model). min_score: the
     detector's score threshold. smoothing: One Euro filter (min_cutoff, beta) on landmarks and
@@ -144,16 +144,21 @@ class FaceTracker:
         if self._mesh is None:
             return self._process_detect_only(frame)
         self._since_detect += 1
-        tracked = [t for t in self._tracks if t.raw is not None]
+        tracked = [t for t in self._tracks if t.raw is not None and not t.coasting]
         dets, alive = self._detect_and_follow(frame, tracked, self._detection_due(len(tracked)))
-        if len(alive) < len(tracked) and dets is None:
-            dets = self.detect(frame)       # a face was lost in this frame: find it again at once
-        lost = [t for t in self._tracks if t not in alive] + self._recent_lost()
+        # A face the mesh lost in a frame the detector did not run on coasts: it is reported with its last
+        # landmarks, marked carried, and the detector looks for it in the next frame (beside that frame's
+        # meshes). Looking at once would put a detector and another mesh on top of the meshes that
+        # failed, all in the frame that already costs the most.
+        coasting = [t for t in tracked if t not in alive] if dets is None else []
+        lost = [t for t in self._tracks if t not in alive and t not in coasting] + self._recent_lost()
+        for t in self._tracks:
+            t.coasting = t in coasting
         if dets is not None:
             self._since_detect = 0
             self._adopt(frame, dets, alive, lost)
         self._remember(t for t in lost if t not in alive)
-        self._tracks = self._deduplicated(alive)
+        self._tracks = self._deduplicated(alive + coasting)
         return [self._face(t) for t in self._tracks]
 
     def _step(self, index: int) -> None:
@@ -300,9 +305,9 @@ class FaceTracker:
                 self._lost = [(o, self._frame_no if o.id == t.id and o is t else n) for o, n in self._lost]
 
     def _deduplicated(self, tracks: list[Track]) -> list[Track]:
-        """Tracks by ID, at most max_faces, none overlapping an older (or mesh-followed) one much."""
+        """Tracks by ID, at most max_faces, none overlapping an older (or mesh-followed, or measured) one much."""
         out: list[Track] = []
-        for t in sorted(tracks, key=lambda t: (t.raw is None, t.id)):
+        for t in sorted(tracks, key=lambda t: (t.raw is None, t.coasting, t.id)):
             if all(geo.box_iou(t.box, o.box) <= DUPLICATE_IOU for o in out):
                 out.append(t)
         return sorted(out, key=lambda t: t.id)[: self.settings.max_faces]
@@ -319,7 +324,7 @@ class FaceTracker:
         if self.settings.smoothing:   # keeps the box filter warm for frames where only the detector sees it
             t.box_filt(np.concatenate([box, kps.ravel()]), self._dt, scale=float(box[2] - box[0]))
         return Face(id=t.id, box=box, score=t.score, keypoints=kps, landmarks=lm.astype(np.float32),
-                    carried_from=t.measured if t.kept else None)
+                    carried_from=t.measured if t.kept or t.coasting else None)
 
     def _detection_face(self, t: Track) -> Face:
         v = np.concatenate([t.box, t.keypoints.ravel()])

@@ -57,6 +57,7 @@ class Track:
     good_roi: Roi | None = None              # the region of the last mesh that found the face
     measured: int = 0                        # Frame.index of the last mesh that found the face
     kept: int = 0                            # frames since then whose mesh was skipped (a still face)
+    coasting: bool = False                   # lost by its mesh, carried into this frame (tracker.process)
     anchor: np.ndarray | None = None         # the face's thumbnail in frame `measured` (still-face test)
     anchor_box: np.ndarray | None = None     # where that thumbnail was taken
     filt: OneEuro = field(default_factory=OneEuro)

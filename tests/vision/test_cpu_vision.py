@@ -25,8 +25,8 @@ def test_faces_found_in_clip_frames_like_the_reference(clip_faces):
     # MediaPipe's reference pipeline finds a face in 226 of the 275 frames
     assert len(faces) == 275
     assert found >= 226, found
-    # tracking: most frames run only the mesh (the detector runs on 66 frames: while no face is
-    # tracked, every other frame; when a face is lost and its last region no longer finds it)
+    # tracking: most frames run only the mesh (the detector runs on 64 frames: while no face is
+    # tracked, every other frame; on the frame after its mesh lost a face)
     assert stats["detector_runs"] < 275 * 0.3
 
 
