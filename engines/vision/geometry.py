@@ -54,6 +54,34 @@ def roi_from_landmarks(lm: np.ndarray) -> Roi:
                _angle(lm[RIGHT_EYE_OUTER], lm[LEFT_EYE_OUTER]))
 
 
+@dataclass(frozen=True)
+class RoiFix:
+    """How a face's working region differs from the one its landmarks draw (a turned face whose landmark
+    box sits off its centre): a shift in units of the region's size, a size ratio and a rotation."""
+
+    dx: float
+    dy: float
+    scale: float
+    angle: float
+
+    @staticmethod
+    def between(drawn: Roi, working: Roi) -> RoiFix:
+        """The fix that turns `drawn` (from landmarks) into `working` (a region where the mesh found the face)."""
+        return RoiFix((working.cx - drawn.cx) / drawn.size, (working.cy - drawn.cy) / drawn.size,
+                      working.size / drawn.size, working.angle - drawn.angle)
+
+    def __call__(self, roi: Roi) -> Roi:
+        return Roi(roi.cx + self.dx * roi.size, roi.cy + self.dy * roi.size, roi.size * self.scale,
+                   roi.angle + self.angle)
+
+
+def roi_close(a: Roi, b: Roi, tolerance: float = 0.05) -> bool:
+    """Whether two regions differ by under `tolerance` of their side in centre and size, and under
+    `tolerance` radians (about 3 degrees) in rotation: a mesh on one finds what a mesh on the other does."""
+    return (abs(a.cx - b.cx) < tolerance * a.size and abs(a.cy - b.cy) < tolerance * a.size
+            and abs(a.size - b.size) < tolerance * a.size and abs(a.angle - b.angle) < tolerance)
+
+
 def landmarks_to_frame(lm: np.ndarray, roi: Roi, out: int) -> np.ndarray:
     """Mesh output (468, 3) in crop pixels -> frame pixels (z scaled like x)."""
     m = roi.matrix(out)

@@ -221,20 +221,21 @@ class FaceTracker:
             return True
         roi = track.roi
         lm, score = self.mesh(frame, roi)
-        if score < MESH_MIN_SCORE and track.good_roi is not None and track.good_roi != roi:
+        if score < MESH_MIN_SCORE and track.good_roi is not None and not geo.roi_close(track.good_roi, roi):
             # On a turned face the region drawn around the landmarks can drift off the face;
             # the region that last worked usually still does, for one mesh instead of a detection.
+            # How it differs from the one these landmarks draw is learnt, so that the regions drawn
+            # for the face from now on are moved the same way instead of missing it every other frame.
             roi = track.good_roi
             lm, score = self.mesh(frame, roi)
             if score >= MESH_MIN_SCORE:
-                self._measured(frame, track, lm, score)
-                track.roi = roi
-                return True
+                track.roi_fix = geo.RoiFix.between(geo.roi_from_landmarks(lm), roi)
         if score < MESH_MIN_SCORE:
             return False
         self._measured(frame, track, lm, score)
         track.good_roi = roi
-        track.roi = geo.roi_from_landmarks(lm)
+        drawn = geo.roi_from_landmarks(lm)
+        track.roi = track.roi_fix(drawn) if track.roi_fix is not None else drawn
         return True
 
     def _adopt(self, frame: Frame, dets: list[Detection], alive: list[Track], lost: list[Track]) -> None:
@@ -250,7 +251,7 @@ class FaceTracker:
                 lost.remove(t)
             else:
                 t = self._new_track(det)
-            t.roi, t.good_roi = geo.roi_from_detection(det.box, det.keypoints), None
+            t.roi, t.good_roi, t.roi_fix = geo.roi_from_detection(det.box, det.keypoints), None, None
             t.anchor = None    # found again by the detector: its mesh runs
             if not self._update_mesh(frame, t):
                 if det.score < DET_ONLY_MIN_SCORE:

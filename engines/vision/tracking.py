@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .geometry import Roi
+from .geometry import Roi, RoiFix
 
 
 class OneEuro:
@@ -55,6 +55,7 @@ class Track:
     score: float = 0.0
     raw: np.ndarray | None = None            # the last mesh's landmarks (468, 3), before smoothing
     good_roi: Roi | None = None              # the region of the last mesh that found the face
+    roi_fix: RoiFix | None = None            # applied to the regions drawn from its landmarks (tracker._update_mesh)
     measured: int = 0                        # Frame.index of the last mesh that found the face
     kept: int = 0                            # frames since then whose mesh was skipped (a still face)
     coasting: bool = False                   # lost by its mesh, carried into this frame (tracker.process)
