@@ -146,20 +146,23 @@ class FaceTracker:
         self._since_detect += 1
         tracked = [t for t in self._tracks if t.raw is not None and not t.coasting]
         dets, alive = self._detect_and_follow(frame, tracked, self._detection_due(len(tracked)))
-        # A face the mesh lost in a frame the detector did not run on coasts: it is reported with its last
-        # landmarks, marked carried, and the detector looks for it in the next frame (beside that frame's
-        # meshes). Looking at once would put a detector and another mesh on top of the meshes that
-        # failed, all in the frame that already costs the most.
-        coasting = [t for t in tracked if t not in alive] if dets is None else []
+        coasting = self._coast([t for t in tracked if t not in alive] if dets is None else [])
         lost = [t for t in self._tracks if t not in alive and t not in coasting] + self._recent_lost()
-        for t in self._tracks:
-            t.coasting = t in coasting
         if dets is not None:
             self._since_detect = 0
             self._adopt(frame, dets, alive, lost)
         self._remember(t for t in lost if t not in alive)
         self._tracks = self._deduplicated(alive + coasting)
         return [self._face(t) for t in self._tracks]
+
+    def _coast(self, missed: list[Track]) -> list[Track]:
+        """Marks the faces the mesh lost in a frame the detector did not run on as coasting (and no others): each
+        is reported with its last landmarks, marked carried, and the detector looks for it in the next frame
+        (beside that frame's meshes). Looking at once would put a detector and another mesh on top of the
+        meshes that failed, all in the frame that already costs the most."""
+        for t in self._tracks:
+            t.coasting = t in missed
+        return missed
 
     def _step(self, index: int) -> None:
         """Sets the smoothing filters' time step to the frames since the last call, so that frames the
