@@ -1,7 +1,7 @@
 """Pipeline processes: the stages of CPU sessions in a few processes of their own (--pipeline-processes).
 
 Every codec, model and effect call gives up the interpreter lock and must win it back from the
-threads running Python: the event loop, gRPC, the other sessions' tracking and masks. Three 360p
+threads running Python: the event loop, gRPC, the other sessions' tracking and masks. Four 360p
 streams in one process lose more to that than to their own work (README, Performance). With N
 pipeline processes the event loop and gRPC stay in the server process, and the CPU sessions' stages
 run spread over it and the pipeline processes, each with its own models and interpreter lock. Only
