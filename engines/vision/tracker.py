@@ -146,7 +146,7 @@ class FaceTracker:
         self._since_detect += 1
         tracked = [t for t in self._tracks if t.raw is not None and not t.coasting]
         dets, alive = self._detect_and_follow(frame, tracked, self._detection_due(len(tracked)))
-        coasting = self._coast([t for t in tracked if t not in alive] if dets is None else [])
+        coasting = self._coast(tracked, alive, dets is not None)
         lost = [t for t in self._tracks if t not in alive and t not in coasting] + self._recent_lost()
         if dets is not None:
             self._since_detect = 0
@@ -155,11 +155,13 @@ class FaceTracker:
         self._tracks = self._deduplicated(alive + coasting)
         return [self._face(t) for t in self._tracks]
 
-    def _coast(self, missed: list[Track]) -> list[Track]:
-        """Marks the faces the mesh lost in a frame the detector did not run on as coasting (and no others): each
-        is reported with its last landmarks, marked carried, and the detector looks for it in the next frame
-        (beside that frame's meshes). Looking at once would put a detector and another mesh on top of the
-        meshes that failed, all in the frame that already costs the most."""
+    def _coast(self, tracked: list[Track], alive: list[Track], detected: bool) -> list[Track]:
+        """Marks the faces not measured in a frame the detector did not run on as coasting (and no others): each
+        is reported as it was last measured, marked carried, until the detector looks for it again. That is
+        the next frame for a face its mesh lost (beside that frame's meshes: looking at once would put a
+        detector and another mesh on top of the meshes that failed, all in the frame that already costs the
+        most), and the detector's idle pace for a face only the detector sees."""
+        missed = [] if detected else [t for t in self._tracks if t.raw is None or t in tracked and t not in alive]
         for t in self._tracks:
             t.coasting = t in missed
         return missed
@@ -179,9 +181,12 @@ class FaceTracker:
             return self._since_detect >= s.idle_detect_every
         if tracked >= s.max_faces:
             return False     # no room for another face: the mesh alone keeps the tracks
-        # new faces every `detect_every` frames; faces the mesh did not confirm follow the
-        # detector, so it runs on every frame while there is one
-        return self._since_detect >= s.detect_every or tracked < len(self._tracks)
+        if any(t.coasting and t.raw is not None for t in self._tracks):
+            return True      # a face its mesh lost in the frame before: look for it now
+        if any(t.raw is None for t in self._tracks):
+            # faces the mesh did not confirm follow the detector, at its idle pace (carried in between)
+            return self._since_detect >= s.idle_detect_every
+        return self._since_detect >= s.detect_every      # new faces every `detect_every` frames
 
     def _detect_and_follow(self, frame: Frame, tracked: list[Track], detect: bool
                            ) -> tuple[list[Detection] | None, list[Track]]:
@@ -260,7 +265,7 @@ class FaceTracker:
                 if det.score < DET_ONLY_MIN_SCORE:
                     continue
                 # the mesh does not confirm it (occluded, turned away): report the detection
-                t.raw, t.box, t.keypoints, t.score = None, det.box, det.keypoints, det.score
+                t.raw, t.box, t.keypoints, t.score, t.measured = None, det.box, det.keypoints, det.score, frame.index
                 t.filt.reset()
             alive.append(t)
 
@@ -335,7 +340,7 @@ class FaceTracker:
         if self.settings.smoothing:
             v = t.box_filt(v, self._dt, scale=float(t.box[2] - t.box[0]))
         return Face(id=t.id, box=v[:4].astype(np.float32), score=t.score,
-                    keypoints=v[4:].reshape(6, 2).astype(np.float32))
+                    keypoints=v[4:].reshape(6, 2).astype(np.float32), carried_from=t.measured if t.coasting else None)
 
     def close(self) -> None:
         """Releases the runners (the one cleanup path); the tracker is not used after it."""

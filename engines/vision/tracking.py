@@ -56,9 +56,10 @@ class Track:
     raw: np.ndarray | None = None            # the last mesh's landmarks (468, 3), before smoothing
     good_roi: Roi | None = None              # the region of the last mesh that found the face
     roi_fix: RoiFix | None = None            # applied to the regions drawn from its landmarks (tracker._update_mesh)
-    measured: int = 0                        # Frame.index of the last mesh that found the face
+    measured: int = 0                        # Frame.index of the last mesh that found the face (the last
+                                             # detection, for a face only the detector sees)
     kept: int = 0                            # frames since then whose mesh was skipped (a still face)
-    coasting: bool = False                   # lost by its mesh, carried into this frame (tracker.process)
+    coasting: bool = False                   # not measured in this frame, carried into it (tracker._coast)
     anchor: np.ndarray | None = None         # the face's thumbnail in frame `measured` (still-face test)
     anchor_box: np.ndarray | None = None     # where that thumbnail was taken
     filt: OneEuro = field(default_factory=OneEuro)

@@ -1,9 +1,10 @@
-"""Where the tracker looks for a face it follows: a turned face whose landmarks sit off its centre.
+"""Where and how often the tracker looks for a face, with scripted models.
 
-The mesh here is scripted: it finds the face only in a crop centred within a few pixels of where the face
-is, and reports landmarks whose box sits to one side of it (as on a face turned away), so the region drawn
-around those landmarks misses. The tracker learns the difference from the region that worked and draws the
-next ones moved the same way: one mesh per frame, not two.
+The mesh finds the face only in a crop centred within a few pixels of where the face is, and reports
+landmarks whose box sits to one side of it (as on a face turned away), so the region drawn around those
+landmarks misses. The tracker learns the difference from the region that worked and draws the next ones
+moved the same way: one mesh per frame, not two. A face the mesh never confirms follows the detector at its
+idle pace and is carried in between.
 """
 from __future__ import annotations
 
@@ -59,15 +60,16 @@ class _Detector:
 class _Mesh:
     spec = SPECS["mesh"]
 
-    def __init__(self, scene: _Scene) -> None:
+    def __init__(self, scene: _Scene, finds_within: float = 6.0) -> None:
         self.scene = scene
+        self.finds_within = finds_within    # px from the face a crop's centre may be for the mesh to find it
         self.centres: list[np.ndarray] = []
 
     def run(self, m):
         s, face = self.spec.size, self.scene.face
         centre = m @ np.array([s / 2, s / 2, 1.0])
         self.centres.append(centre)
-        found = float(np.abs(centre - face).max()) < 6.0
+        found = float(np.abs(centre - face).max()) < self.finds_within
         # landmarks spread over a box right of the face, eyes level: in frame pixels, then into the crop
         rng = np.random.default_rng(0)
         pts = face + [OFFSET, 0.0] + rng.uniform(-HALF, HALF, (468, 2))
@@ -85,8 +87,8 @@ def _frame(i: int) -> Frame:
     return Frame(y=np.zeros((200, 200), np.uint8), uv=np.full((100, 100, 2), 128, np.uint8), pts=i, index=i)
 
 
-def _tracker(scene: _Scene) -> tuple[FaceTracker, _Mesh]:
-    mesh = _Mesh(scene)
+def _tracker(scene: _Scene, finds_within: float = 6.0) -> tuple[FaceTracker, _Mesh]:
+    mesh = _Mesh(scene, finds_within)
     return FaceTracker(_Detector(scene), mesh, _Input, TrackerSettings(max_faces=1, smoothing=False)), mesh
 
 
@@ -119,6 +121,22 @@ def test_a_retry_in_the_region_just_tried_is_not_made():
     faces = tracker.process(_frame(3))
     assert len(mesh.centres) == 1             # the last good region is within a pixel of the one that failed
     assert [f.carried_from for f in faces] == [2]
+
+
+def test_a_face_the_mesh_never_confirms_follows_the_detector_every_other_frame_and_is_carried_between():
+    scene = _Scene()
+    tracker, mesh = _tracker(scene, finds_within=0.0)     # the mesh turns every crop down
+    detector_ran, reported = [], []
+    for i in range(6):
+        before = tracker.stats["detector_runs"]
+        faces = tracker.process(_frame(i))
+        detector_ran.append(tracker.stats["detector_runs"] - before)
+        reported.append([(f.id, f.landmarks is None, f.carried_from) for f in faces])
+    assert detector_ran == [1, 0, 1, 0, 1, 0]
+    # reported on every frame as the detector's box, the frames between carried from its last detection
+    assert reported == [[(1, True, None)], [(1, True, 0)], [(1, True, None)], [(1, True, 2)],
+                        [(1, True, None)], [(1, True, 4)]]
+    assert len(mesh.centres) == 3                         # one try per detection
 
 
 def test_a_fix_maps_the_drawn_region_onto_the_working_one_and_moves_with_the_face():
