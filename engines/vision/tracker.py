@@ -229,20 +229,21 @@ class FaceTracker:
             return True
         roi = track.roi
         lm, score = self.mesh(frame, roi)
-        if score < MESH_MIN_SCORE and track.good_roi is not None and not geo.roi_close(track.good_roi, roi):
+        good, retried = track.good_roi, False
+        if score < MESH_MIN_SCORE and good is not None and not geo.roi_close(good, roi):
             # On a turned face the region drawn around the landmarks can drift off the face;
             # the region that last worked usually still does, for one mesh instead of a detection.
-            # How it differs from the one these landmarks draw is learnt, so that the regions drawn
-            # for the face from now on are moved the same way instead of missing it every other frame.
-            roi = track.good_roi
+            roi, retried = good, True
             lm, score = self.mesh(frame, roi)
-            if score >= MESH_MIN_SCORE:
-                track.roi_fix = geo.RoiFix.between(geo.roi_from_landmarks(lm), roi)
         if score < MESH_MIN_SCORE:
             return False
         self._measured(frame, track, lm, score)
         track.good_roi = roi
         drawn = geo.roi_from_landmarks(lm)
+        if retried:
+            # How the region that found it differs from the one these landmarks draw is learnt, so that the
+            # regions drawn for the face from now on are moved the same way instead of missing it every other frame.
+            track.roi_fix = geo.RoiFix.between(drawn, roi)
         track.roi = track.roi_fix(drawn) if track.roi_fix is not None else drawn
         return True
 
